@@ -1,0 +1,149 @@
+"""Config checks that run before anything compiles, and data resolution."""
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the key."""
+
+
+def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
+  """`{'a.b.c': value}` view of a nested config."""
+  out = {}
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(flatten(value, name + "."))
+    else:
+      out[name] = value
+  return out
+
+
+def _require(config, key: str):
+  node = config
+  for part in key.split("."):
+    if part not in node:
+      raise ConfigError(f"config.{key} is required but missing")
+    node = node[part]
+  return node
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the key for values that cannot work."""
+  for key in ("task", "seed", "batch_size", "total_steps", "model.name",
+              "optimizer.learning_rate", "data.sample_rate", "data.audio_seconds"):
+    _require(config, key)
+  devices = jax.device_count()
+  if config.batch_size <= 0 or config.batch_size % devices:
+    raise ConfigError(
+        f"config.batch_size={config.batch_size} must be a positive multiple of the "
+        f"{devices} devices in the mesh")
+  if config.batch_size % jax.process_count():
+    raise ConfigError(f"config.batch_size={config.batch_size} must divide evenly over "
+                      f"{jax.process_count()} processes")
+  if config.total_steps <= 0:
+    raise ConfigError(f"config.total_steps={config.total_steps} must be positive")
+  if config.optimizer.learning_rate <= 0:
+    raise ConfigError(f"config.optimizer.learning_rate={config.optimizer.learning_rate} "
+                      "must be positive")
+  for key in ("log_every_steps", "eval_every_steps", "checkpoint.every_steps"):
+    if _require(config, key) <= 0:
+      raise ConfigError(f"config.{key} must be positive")
+  _validate_spectrogram(config)
+  if not config.data.get("path") and not config.data.get("synthetic"):
+    raise ConfigError("config.data.path is empty: point it at a folder made by "
+                      "`python -m avself.data.prepare` (or set config.data.synthetic)")
+
+
+def _validate_spectrogram(config) -> None:
+  """The front end must produce the model's declared audio input shape."""
+  expected = config.model.get("spectrogram_shape")
+  spec = config.data.get("spectrogram")
+  if not expected or not spec:
+    return
+  from avself.data import audio  # pylint: disable=g-import-not-at-top
+  num_samples = int(round(config.data.sample_rate * config.data.audio_seconds))
+  try:
+    got = tuple(audio.spectrogram_shape(spec, num_samples))
+  except ValueError as e:
+    raise ConfigError(f"config.data.spectrogram: {e}") from e
+  if got != tuple(expected):
+    raise ConfigError(
+        f"config.data.spectrogram gives a {got[0]}x{got[1]} (freq x time) input for "
+        f"{config.data.audio_seconds} s at {config.data.sample_rate} Hz, but "
+        f"config.model.spectrogram_shape={tuple(expected)}; fix one of them")
+
+
+def resolve_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Fills `config.data.path` with the synthetic world's records when asked."""
+  if config.data.get("path") or not config.data.get("synthetic"):
+    return config
+  from avself.data import world  # pylint: disable=g-import-not-at-top
+  path = world.ensure_synthetic_records(config.data)
+  config = ml_collections.ConfigDict(config.to_dict())  # Unlocked copy.
+  config.data.path = os.path.abspath(path)
+  return config
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by every experiment; config files override what differs."""
+  from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+  c = ml_collections.ConfigDict()
+  c.task = "avc"
+  c.seed = 0
+  c.batch_size = 256  # Global, over all devices and hosts.
+  c.total_steps = 100_000
+  c.log_every_steps = 100
+  c.eval_every_steps = 5_000
+  c.skip_nonfinite = False
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "l3"
+  c.model.width = 1.0
+  c.model.dtype = "float32"
+  c.model.spectrogram_shape = (257, 199)
+
+  c.data = pipeline.default_data_config()
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-4
+  c.optimizer.weight_decay = 1e-5
+  c.optimizer.schedule = "constant"
+  c.optimizer.warmup_steps = 0
+  c.optimizer.grad_clip_norm = 0.0
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 1_000
+  c.checkpoint.keep = 3
+  c.checkpoint.async_save = True
+
+  c.evals = ml_collections.ConfigDict()
+  c.evals.avc = ml_collections.ConfigDict({"type": "avc", "num_examples": 4096})
+  return c
+
+
+def synthetic_world_config() -> ml_collections.ConfigDict:
+  """Options for building the synthetic world and its records (the demo)."""
+  s = ml_collections.ConfigDict()
+  s.num_videos = 300
+  s.seed = 0
+  s.num_classes = 10
+  s.size = 128
+  s.fps = 15.0
+  s.duration = 6.0
+  s.offscreen_prob = 0.3
+  s.test_fraction = 0.2
+  s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
+  s.write_stems = False  # Per-source audio for separation (large: float32).
+  # Where the videos and records are cached ('' = ~/.cache/avself).
+  s.cache_dir = ""
+  # prepare options: frames kept per second, stored shorter side, shards.
+  s.prepare_fps = 15.0
+  s.shorter_side = 72
+  s.num_shards = 4
+  s.workers = 0  # 0 = all cores.
+  return s

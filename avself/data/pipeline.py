@@ -1,0 +1,395 @@
+"""The tf.data input pipeline: record shards -> per-host batches of tensors.
+
+    shards[process_index::process_count] -> interleave -> records.parse
+      -> skip videos too short for the mode -> [cache] -> [repeat]
+      -> enumerate: video seed = fold_in((seed, process_index), video counter)
+      -> sample `samples_per_video` examples per video, each from one row of
+         uniform draws (its random state: window, frame, crop, flip, jitter,
+         gain, pairing, shift), so a clip's frames and its sound stay aligned
+      -> shuffle -> [mixture: pair neighbours] -> batch
+      -> per batch: [avc: pair neighbours] -> decode one crop per frame
+         -> colour jitter, audio gain, STFT -> prefetch
+
+Output keys per mode (B = batch_size, S = image_size, N = num_frames,
+n = samples of the clip, C = stored channels, (F, T) = spectrogram_shape):
+  'avc'     image f32 [B,S,S,3] in [-1,1], audio f32 [B,F,T,1], label i32 [B]
+            (1 iff frame and audio come from the same video), class_label i32 [B]
+  'pairs'   as 'avc' (label always 1) plus audio_class_label i32 [B]
+  'sync'    video f32 [B,N,S,S,3], waveform f32 [B,n,C], shift_seconds f32 [B],
+            class_label; paired: shifted_waveform f32 [B,n,C];
+            unpaired: label i32 [B] (1 aligned, shift_seconds 0 / 0 shifted)
+  'mixture' video, mixture_waveform = on_screen_waveform + off_screen_waveform
+            (each f32 [B,n,C]), class_label
+  'clips'   audio, image (centre crop), label (class), video_index i32,
+            window_start f32 seconds, mask i32 (0 on the last batch's padding)
+
+Time: frame i shows [i/fps, (i+1)/fps); audio sample j is at j/sample_rate,
+both from the record's start. Only the span both streams cover is used, and a
+video shorter than one audio window (avc, pairs, clips) or one clip (sync,
+mixture) is skipped by a `filter`: nothing is padded. Sampling modes always
+drop the remainder batch; 'clips' pads it and marks it in `mask`.
+
+Sync shifts at clip edges: see `_shift` (random sign when both shifted windows
+fit, the sign that fits otherwise, circular wrap-around when neither does).
+"""
+import functools
+from typing import Optional
+
+import jax
+import ml_collections
+import tensorflow as tf
+
+from avself.data import audio, ops, records
+
+MODES = ("avc", "pairs", "sync", "mixture", "clips")
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """The data config at paper scale (L3-Net; sync/mixture as Owens & Efros)."""
+  return ml_collections.ConfigDict(dict(
+      path="",  # records folder: {split}.tfrecord-*-of-* (+ manifest.json)
+      train_split="train",
+      eval_split="test",
+      # Used when a record lacks the context key (DMVR/Scenic records).
+      default_fps=25.0,
+      default_sample_rate=48000,
+      default_channels=1,
+      sample_rate=48000,  # expected; a record with another rate is an error
+      audio_seconds=1.0,  # avc/pairs/clips window
+      resize_shorter=256,  # frames whose shorter side differs are resized; 0: never
+      image_size=224,  # square crop: random when training, centred otherwise
+      spectrogram=audio.spectrogram_config("log"),  # 257 x 199 for 1 s at 48 kHz
+      augment=dict(flip=True, brightness=0.2, saturation=0.2, audio_gain=0.1),
+      # Parsing a 10 s record (~6 MB) costs as much as ~15 decoded crops, so
+      # each parse feeds several examples; the shuffle buffer spreads them.
+      samples_per_video=8,
+      # Examples held for shuffling: ~0.2 MB each for avc at paper scale, ~3 MB
+      # for a 4.2 s sync clip (63 JPEGs + 2 windows at 48 kHz): lower it there.
+      shuffle_buffer=2048,
+      sync=dict(num_frames=63, clip_seconds=4.2, min_shift=2.0, max_shift=5.8,
+                paired=True),
+      mixture=dict(num_frames=63, clip_seconds=4.2),
+      clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
+      cycle_length=16,  # shards read at once
+      num_parallel_calls=-1,  # tf.data.AUTOTUNE
+      prefetch=2,  # batches
+      cache=False,  # keep parsed videos in memory (tiny datasets, CPU demo)
+  ))
+
+
+def host_shards(shards: list[str], process_index: int, process_count: int) -> list[str]:
+  """This host's shards: disjoint across hosts, complete together."""
+  if len(shards) < process_count:
+    raise ValueError(f"{len(shards)} record shards cannot feed {process_count} processes; "
+                     "write at least one shard per process (prepare --num_shards).")
+  return shards[process_index::process_count]
+
+
+# ### Reading ##################################################################
+
+def _parse(serialized, cfg):
+  """records.parse plus a check that the audio has the expected sample rate."""
+  video = records.parse(serialized, default_fps=cfg.default_fps,
+                        default_sample_rate=cfg.default_sample_rate,
+                        default_channels=cfg.default_channels)
+  check = tf.debugging.assert_equal(
+      video["sample_rate"], tf.constant(cfg.sample_rate, tf.int64),
+      message=(f"audio sample rate mismatch: records' audio/sample_rate (x) != "
+               f"data_config.sample_rate={cfg.sample_rate} (y). Re-prepare the "
+               "records at that rate or set data_config.sample_rate."))
+  with tf.control_dependencies([check]):
+    video["waveform"] = tf.identity(video["waveform"])
+  return video
+
+
+def _usable_samples(video) -> tf.Tensor:
+  """Audio samples within the span both the audio and the frames cover."""
+  frames_end = tf.math.floor(tf.cast(tf.size(video["frames"]), tf.float64)
+                             * tf.cast(video["sample_rate"], tf.float64)
+                             / tf.cast(video["fps"], tf.float64))
+  return tf.minimum(tf.shape(video["waveform"], out_type=tf.int64)[0],
+                    tf.cast(frames_end, tf.int64))
+
+
+def _read_videos(files, cfg, *, train, seed, process_index, min_samples):
+  """Parsed videos of `files` with `index` (position in this host's stream) and `seed`."""
+  parallel = cfg.num_parallel_calls
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if train and not cfg.cache:
+    ds = ds.shuffle(len(files), seed=seed).repeat()
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cfg.cycle_length, len(files)),
+                     block_length=1, num_parallel_calls=parallel, deterministic=True)
+  ds = ds.map(functools.partial(_parse, cfg=cfg), num_parallel_calls=parallel)
+  ds = ds.filter(lambda v: tf.logical_and(_usable_samples(v) >= min_samples,
+                                          tf.size(v["frames"]) > 0))
+  if cfg.cache:  # file order is then fixed; the example shuffle still mixes
+    ds = ds.cache()
+    ds = ds.repeat() if train else ds
+  base = tf.constant([seed, process_index], tf.int64)
+  return ds.enumerate().map(lambda i, v: {
+      **v, "index": i, "seed": tf.random.experimental.stateless_fold_in(base, i)})
+
+
+# ### Sampling: one video -> K examples (vectorised over K) ####################
+
+def _seconds_to_samples(seconds: float, cfg) -> int:
+  return int(round(seconds * cfg.sample_rate))
+
+
+def _rate(video, key) -> tf.Tensor:
+  return tf.cast(video[key], tf.float64)
+
+
+def _frame_at(video, seconds: tf.Tensor) -> tf.Tensor:
+  """Index of the frame showing time `seconds` (clipped to the last frame)."""
+  index = tf.cast(tf.floor(seconds * _rate(video, "fps") + 1e-6), tf.int64)
+  return tf.minimum(index, tf.size(video["frames"], out_type=tf.int64) - 1)
+
+
+def _shared_fields(video, k: int, rand) -> dict:
+  """Per-example fields every mode carries: identity, class and random state."""
+  video_id = tf.strings.join([video["filename"], tf.strings.as_string(video["start_us"])], "@")
+  return dict(video_id=tf.fill([k], video_id),
+              class_label=tf.fill([k], tf.cast(video["label"], tf.int32)), rand=rand)
+
+
+def _maybe_mono(waveform, cfg):
+  """[K, n, C] -> [K, n, 1] when the spectrogram is mono (smaller shuffle buffer)."""
+  return ops.mono(waveform) if cfg.spectrogram.mono else waveform
+
+
+def _sample_frame_and_audio(video, cfg, k: int) -> dict:
+  """K (frame, audio window) pairs; each frame lies inside its audio window."""
+  rand = ops.draw_random_state(video["seed"], k)  # [K, P]
+  n = _seconds_to_samples(cfg.audio_seconds, cfg)
+  starts = ops.uniform_int(ops.random_field(rand, "window"),
+                           _usable_samples(video) - n + 1)  # [K]
+  per_frame = _rate(video, "fps") / _rate(video, "sample_rate")
+  first = tf.cast(tf.math.ceil(tf.cast(starts, tf.float64) * per_frame), tf.int64)
+  last = tf.cast(tf.math.ceil(tf.cast(starts + n, tf.float64) * per_frame), tf.int64) - 1
+  last = tf.minimum(last, tf.size(video["frames"], out_type=tf.int64) - 1)
+  first = tf.minimum(first, last)
+  frame = first + ops.uniform_int(ops.random_field(rand, "frame"), last - first + 1)
+  out = _shared_fields(video, k, rand)
+  waveform = _maybe_mono(ops.slice_windows(video["waveform"], starts, n), cfg)
+  out.update(jpeg=tf.gather(video["frames"], frame), waveform=waveform)
+  return out
+
+
+def _sample_clip(video, cfg, k: int, clip) -> tuple[dict, tf.Tensor]:
+  """K clips of `clip.num_frames` frames over `clip.clip_seconds` with aligned audio."""
+  rand = ops.draw_random_state(video["seed"], k)
+  n = _seconds_to_samples(clip.clip_seconds, cfg)
+  starts = ops.uniform_int(ops.random_field(rand, "window"),
+                           _usable_samples(video) - n + 1)
+  offsets = tf.range(clip.num_frames, dtype=tf.float64) * (clip.clip_seconds / clip.num_frames)
+  times = tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate") + offsets
+  out = _shared_fields(video, k, rand)
+  out.update(jpeg=tf.gather(video["frames"], _frame_at(video, times)),  # [K, N]
+             waveform=ops.slice_windows(video["waveform"], starts, n))  # [K, n, C]
+  return out, starts
+
+
+def _shift(starts, rand, usable, n: int, sync, sample_rate: int):
+  """Signed shifts (samples) with |shift| in [min_shift, max_shift] seconds.
+
+  Edge rule: the sign is random when both shifted windows fit in the video,
+  forced when only one fits, and + with circular wrap-around (sample indices
+  modulo the usable length) when neither does, which happens only in videos
+  shorter than clip + 2 * shift (e.g. 10 s videos, 4.2 s clips, shifts > 2.9 s).
+  """
+  seconds = sync.min_shift + ops.random_field(rand, "shift") * (
+      sync.max_shift - sync.min_shift)
+  size = tf.cast(tf.round(tf.cast(seconds, tf.float64) * sample_rate), tf.int64)
+  up_fits = starts + size <= usable - n
+  down_fits = starts - size >= 0
+  go_down = tf.logical_and(down_fits, tf.logical_or(
+      tf.logical_not(up_fits), ops.random_field(rand, "shift_sign") < 0.5))
+  return tf.where(go_down, -size, size)
+
+
+def _sample_sync(video, cfg, k: int) -> dict:
+  """K sync examples: aligned and shifted audio for one clip of frames."""
+  out, starts = _sample_clip(video, cfg, k, cfg.sync)
+  n = _seconds_to_samples(cfg.sync.clip_seconds, cfg)
+  usable = _usable_samples(video)
+  shift = _shift(starts, out["rand"], usable, n, cfg.sync, cfg.sample_rate)
+  looped = ops.circular(video["waveform"], usable, n)
+  shifted = ops.slice_windows(looped, tf.math.floormod(starts + shift, usable), n)
+  if not cfg.sync.paired:
+    aligned = ops.random_field(out["rand"], "pair") < 0.5  # [K]
+    out["waveform"] = tf.where(aligned[:, None, None], out["waveform"], shifted)
+    shift = tf.where(aligned, tf.zeros_like(shift), shift)
+    out["label"] = tf.cast(aligned, tf.int32)
+  else:
+    out["shifted_waveform"] = shifted
+  out["shift_seconds"] = tf.cast(tf.cast(shift, tf.float64) / cfg.sample_rate, tf.float32)
+  return out
+
+
+def _sample_clip_windows(video, cfg) -> dict:
+  """Every non-overlapping audio window (or `clips_per_video`, evenly spaced) with its centre frame."""
+  n = _seconds_to_samples(cfg.audio_seconds, cfg)
+  total = _usable_samples(video) // n
+  count = total if not cfg.clips_per_video else tf.minimum(total, cfg.clips_per_video)
+  # M window numbers, evenly spread: (2j + 1) W // 2M is j itself when M = W.
+  chosen = (2 * tf.range(count, dtype=tf.int64) + 1) * total // (2 * count)
+  starts = chosen * n
+  centres = (tf.cast(starts, tf.float64) + n / 2) / _rate(video, "sample_rate")
+  channels = tf.shape(video["waveform"], out_type=tf.int64)[1]
+  flat = tf.reshape(video["waveform"], [-1])[:total * n * channels]
+  windows = tf.reshape(flat, tf.stack([total, n, channels]))  # [W, n, C]
+  return dict(jpeg=tf.gather(video["frames"], _frame_at(video, centres)),
+              waveform=_maybe_mono(tf.gather(windows, chosen), cfg),
+              label=tf.fill([count], tf.cast(video["label"], tf.int32)),
+              video_index=tf.fill([count], tf.cast(video["index"], tf.int32)),
+              window_start=tf.cast(tf.cast(starts, tf.float64)
+                                   / _rate(video, "sample_rate"), tf.float32))
+
+
+# ### Pairing ################################################################
+
+def _pair_in_batch(batch: dict) -> dict:
+  """AVC: example i keeps its frame with probability 1/2, else shows example i^1's.
+
+  Each example keeps its audio; neighbours in a shuffled batch are as random as
+  pairs drawn by batch(2), and swapping JPEG strings before decoding moves no
+  samples or pixels. `label` is the truth: 1 iff frame and audio share a video.
+  """
+  size = batch["jpeg"].shape[0]
+  own = tf.range(size)
+  source = tf.where(ops.random_field(batch["rand"], "pair") < 0.5, own,
+                    tf.bitwise.bitwise_xor(own, 1))
+  out = dict(batch)
+  out["jpeg"] = tf.gather(batch["jpeg"], source)
+  out["class_label"] = tf.gather(batch["class_label"], source)  # the frame's video
+  out["label"] = tf.cast(tf.gather(batch["video_id"], source) == batch["video_id"], tf.int32)
+  return out
+
+
+def _add_off_screen(pair: dict) -> dict:
+  """Separation: each example's off-screen audio is its partner's on-screen audio. pair: [2, ...]."""
+  return {**pair, "off_screen_waveform": tf.reverse(pair["waveform"], [0])}
+
+
+# ### Batched decoding and finishing ##########################################
+
+def _decode(jpegs: tf.Tensor, rand, cfg, train: bool) -> tf.Tensor:
+  """Decodes a batch of frames [B] or clips [B, N] to uint8 [B, (N,) S, S, 3]."""
+  size = cfg.image_size
+
+  def one(args):
+    jpeg, r = args
+    crop = {}
+    if train:
+      crop = dict(u_y=ops.random_field(r, "crop_y"), u_x=ops.random_field(r, "crop_x"))
+    image = ops.decode_crop(jpeg, size=size, resize_shorter=cfg.resize_shorter, **crop)
+    if train and cfg.augment.flip:
+      image = ops.maybe_flip(image, ops.random_field(r, "flip"))
+    return image
+
+  if rand is None:
+    rand = tf.zeros([tf.shape(jpegs)[0], len(ops.RANDOM_FIELDS)])
+  signature = tf.TensorSpec(jpegs.shape[1:].as_list() + [size, size, 3], tf.uint8)
+  return tf.map_fn(one, (jpegs, rand), fn_output_signature=signature)
+
+
+def _jitter(batch: dict, cfg, train: bool) -> dict:
+  """Per-example brightness, saturation and gain, or None where switched off."""
+  if not train:
+    return dict(brightness=None, saturation=None, gain=None)
+  factors = ops.jitter_factors(batch["rand"], cfg.augment)
+  amounts = dict(brightness=cfg.augment.brightness, saturation=cfg.augment.saturation,
+                 gain=cfg.augment.audio_gain)
+  return {name: factors[name] if amounts[name] else None for name in factors}
+
+
+def _finish(batch: dict, cfg, *, train: bool, mode: str, batch_size: int) -> dict:
+  """Pairs, decodes, augments and computes spectrograms for one batch; keeps the mode's keys."""
+  if mode == "avc":
+    batch = _pair_in_batch(batch)
+  batch = dict(batch)
+  batch["image"] = _decode(batch.pop("jpeg"), batch.get("rand"), cfg, train)
+  if mode == "clips":
+    batch = ops.pad_batch(batch, batch_size)
+  jitter = _jitter(batch, cfg, train)
+  image = ops.finish_images(batch["image"], jitter["brightness"], jitter["saturation"])
+  if mode in ("avc", "pairs", "clips"):
+    out = dict(image=image, audio=ops.spectrogram_batch(
+        batch["waveform"], cfg.spectrogram, cfg.sample_rate, gain=jitter["gain"]))
+    if mode == "avc":
+      return dict(out, label=batch["label"], class_label=batch["class_label"])
+    if mode == "pairs":
+      return dict(out, label=tf.ones_like(batch["class_label"]),
+                  class_label=batch["class_label"], audio_class_label=batch["class_label"])
+    return dict(out, **{k: batch[k] for k in ("label", "video_index", "window_start", "mask")})
+
+  def gained(waveform):  # one gain per example for all of its audio
+    return waveform if jitter["gain"] is None else waveform * jitter["gain"][:, None, None]
+
+  out = dict(video=image, class_label=batch["class_label"])
+  if mode == "mixture":
+    on_screen, off_screen = gained(batch["waveform"]), gained(batch["off_screen_waveform"])
+    return dict(out, mixture_waveform=on_screen + off_screen, on_screen_waveform=on_screen,
+                off_screen_waveform=off_screen)
+  out.update(waveform=gained(batch["waveform"]), shift_seconds=batch["shift_seconds"])
+  if cfg.sync.paired:
+    return dict(out, shifted_waveform=gained(batch["shifted_waveform"]))
+  return dict(out, label=batch["label"])
+
+
+# ### Assembly #################################################################
+
+def _min_samples(cfg, mode: str) -> int:
+  """Usable audio a video needs for one example of `mode`."""
+  if mode == "sync":
+    return _seconds_to_samples(cfg.sync.clip_seconds, cfg)
+  if mode == "mixture":
+    return _seconds_to_samples(cfg.mixture.clip_seconds, cfg)
+  return _seconds_to_samples(cfg.audio_seconds, cfg)
+
+
+def _examples(videos, cfg, *, mode: str, seed: int):
+  """Videos -> shuffled undecoded examples (mixture: paired; avc pairs in `_finish`)."""
+  k = cfg.samples_per_video
+  sample = dict(avc=_sample_frame_and_audio, pairs=_sample_frame_and_audio, sync=_sample_sync,
+                mixture=lambda v, c, k: _sample_clip(v, c, k, c.mixture)[0])[mode]
+  ds = videos.map(lambda v: sample(v, cfg, k), num_parallel_calls=cfg.num_parallel_calls)
+  ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=seed + 1)
+  if mode == "mixture":
+    # A video mixed with itself has no off-screen source: drop such (rare) pairs.
+    ds = ds.batch(2, drop_remainder=True).filter(lambda p: p["video_id"][0] != p["video_id"][1])
+    ds = ds.map(_add_off_screen).unbatch()
+  return ds
+
+
+def make_dataset(data_config, *, mode: str, split: str, batch_size: int, train: bool,
+                 seed: int, process_index: Optional[int] = None,
+                 process_count: Optional[int] = None) -> tf.data.Dataset:
+  """This host's batches of `mode` (see the module docstring for the keys).
+
+  Training data repeat forever; otherwise the dataset is finite. Same
+  arguments -> same batches. Numpy batches feed
+  `jax.make_array_from_process_local_data`.
+  """
+  cfg = data_config
+  if mode not in MODES:
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  files = host_shards(records.list_shards(cfg.path, split), process_index, process_count)
+  if mode == "clips":
+    train = False  # evaluation clips: one pass, centre crops, no jitter
+  videos = _read_videos(files, cfg, train=train, seed=seed, process_index=process_index,
+                        min_samples=_min_samples(cfg, mode))
+  if mode == "clips":
+    ds = videos.map(lambda v: _sample_clip_windows(v, cfg),
+                    num_parallel_calls=cfg.num_parallel_calls).unbatch()
+    ds = ds.batch(batch_size)  # the short last batch is padded in _finish
+  else:
+    ds = _examples(videos, cfg, mode=mode, seed=seed).batch(batch_size, drop_remainder=True)
+  finish = functools.partial(_finish, cfg=cfg, train=train, mode=mode, batch_size=batch_size)
+  ds = ds.map(finish, num_parallel_calls=cfg.num_parallel_calls)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).prefetch(cfg.prefetch)

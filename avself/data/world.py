@@ -1,0 +1,65 @@
+"""The demo's data: build the synthetic world and prepare its records, cached.
+
+Runs the same two commands a user would (`avself.data.synthetic`, then
+`avself.data.prepare`), so the demo exercises the real ingest path: mp4
+files with H.264 video and AAC audio, decoded by PyAV into TFRecords.
+"""
+import hashlib
+import json
+import os
+
+from absl import logging
+import jax
+
+
+def cache_root(data_config) -> str:
+  """Where the world and its records live (~/.cache/avself by default)."""
+  root = data_config.synthetic.get("cache_dir") or os.path.join(
+      os.path.expanduser("~"), ".cache", "avself")
+  return os.path.abspath(root)
+
+
+def _key(data_config) -> str:
+  """A short hash of everything that changes the records."""
+  s = data_config.synthetic.to_dict()
+  s.pop("cache_dir", None)
+  s.pop("workers", None)
+  s["records_sample_rate"] = data_config.sample_rate
+  s["channels"] = data_config.get("channels", 1)
+  return hashlib.sha1(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def ensure_synthetic_records(data_config) -> str:
+  """Generates and prepares the synthetic world if absent; returns the records dir."""
+  s = data_config.synthetic
+  root = os.path.join(cache_root(data_config), f"synthetic-{_key(data_config)}")
+  videos_dir = os.path.join(root, "world")
+  records_dir = os.path.join(root, "records")
+  if jax.process_index() == 0:
+    _build(s, data_config, videos_dir, records_dir)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("avself_synthetic_records")
+  return records_dir
+
+
+def _build(s, data_config, videos_dir, records_dir) -> None:
+  from avself.data import prepare  # pylint: disable=g-import-not-at-top
+  from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+  workers = s.workers or os.cpu_count() or 1
+  summary = synthetic.generate(
+      videos_dir, s.num_videos, s.seed, workers=workers,
+      num_classes=s.num_classes, size=s.size, fps=int(s.fps), duration=s.duration,
+      offscreen_prob=s.offscreen_prob, test_fraction=s.test_fraction,
+      sample_rate=s.sample_rate, write_stems=s.write_stems,
+      channels=data_config.get("channels", 1))
+  logging.info("Synthetic world in %s (%s)", videos_dir,
+               "cached" if summary.get("cached") else "generated")
+  manifest = prepare.prepare(
+      os.path.join(videos_dir, "videos"), records_dir,
+      labels=os.path.join(videos_dir, "labels.csv"),
+      sample_rate=data_config.sample_rate, channels=data_config.get("channels", 1),
+      fps=s.prepare_fps, shorter_side=s.shorter_side, num_shards=s.num_shards,
+      workers=workers)
+  logging.info("Synthetic records in %s: %s", records_dir,
+               {k: v.get("num_videos") for k, v in manifest.get("splits", {}).items()})

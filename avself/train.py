@@ -1,0 +1,422 @@
+"""The one train loop for every avself method.
+
+A task (`avself/tasks/<name>.py`) supplies the model, the input pipeline's
+sampling mode and the loss; everything else lives here, top to bottom:
+config checks, data, mesh, state, the jitted step, logging, evaluation,
+checkpoints (with resume and save-on-SIGTERM) and the final results.json.
+"""
+import functools
+import importlib
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Optional
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from avself import checkpoint as ckpt_lib
+from avself import config_lib
+from avself import sharding
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  model_state: Any  # BatchNorm statistics and other non-trained collections.
+  opt_state: Any
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+def get_task(name: str):
+  """The task module `avself.tasks.<name>` (import, not a registry dict)."""
+  try:
+    return importlib.import_module(f"avself.tasks.{name}")
+  except ModuleNotFoundError as e:
+    if e.name == f"avself.tasks.{name}":
+      raise ValueError(f"config.task={name!r}: no module avself/tasks/{name}.py") from e
+    raise
+
+
+################################################################################
+# Optimiser and state.
+################################################################################
+
+
+def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """Learning-rate schedule: constant or cosine, with optional linear warm-up."""
+  opt = config.optimizer
+  warmup = int(opt.get("warmup_steps", 0))
+  if opt.schedule == "constant":
+    main = optax.constant_schedule(opt.learning_rate)
+  elif opt.schedule == "cosine":
+    main = optax.cosine_decay_schedule(opt.learning_rate, max(1, config.total_steps - warmup))
+  else:
+    raise ValueError(f"config.optimizer.schedule={opt.schedule!r}: use 'constant' or 'cosine'")
+  if not warmup:
+    return main
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, opt.learning_rate, warmup), main], [warmup])
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam with L2 weight decay as in L3-Net (lr 1e-4, wd 1e-5), or AdamW."""
+  opt = config.optimizer
+  schedule = make_schedule(config)
+  if opt.name == "adam":
+    # The paper's weight decay is an L2 term, i.e. added to the gradient
+    # before Adam's normalisation (not decoupled).
+    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), optax.adam(schedule))
+  elif opt.name == "adamw":
+    tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
+  elif opt.name == "sgd":
+    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay),
+                     optax.sgd(schedule, momentum=0.9))
+  else:
+    raise ValueError(f"config.optimizer.name={opt.name!r}: use 'adam', 'adamw' or 'sgd'")
+  if opt.get("grad_clip_norm"):
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  return tx
+
+
+def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
+  """Initialises parameters directly into their (replicated) shardings."""
+  batch = task.dummy_batch(config, 2)
+
+  def init(rng):
+    variables = task.init(model, rng, batch)
+    params = variables["params"]
+    model_state = {k: v for k, v in variables.items() if k != "params"}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      model_state=model_state, opt_state=tx.init(params))
+
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
+
+
+################################################################################
+# The step.
+################################################################################
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task, model, tx,
+               skip_nonfinite: bool) -> tuple[TrainState, dict]:
+  """One optimiser step on the global batch; returns the new state and metrics."""
+  rng = jax.random.fold_in(rng, state.step)
+
+  def loss_fn(params):
+    return task.loss_fn(model, params, state.model_state, batch, rng, train=True)
+
+  (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+  new_state = state.replace(step=state.step + 1, params=params,
+                            model_state=model_state, opt_state=opt_state)
+  if skip_nonfinite:
+    # Keep the old parameters but advance the step so the data moves on.
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                             new_state, state.replace(step=state.step + 1))
+  metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
+                 nonfinite=1.0 - finite.astype(jnp.float32))
+  return new_state, metrics
+
+
+def compiled_flops(compiled) -> Optional[float]:
+  """FLOPs of one call from XLA's cost analysis, if the backend reports it."""
+  try:
+    cost = compiled.cost_analysis()
+  except Exception:  # Some backends do not implement it.
+    return None
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  flops = (cost or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None
+
+
+################################################################################
+# Preemption: SIGTERM asks the loop to save and stop at the next step.
+################################################################################
+
+
+class _StopFlag:
+  """Set by SIGTERM/SIGINT; checked once per step."""
+
+  def __init__(self):
+    self.signal = None
+
+  def install(self):
+    if threading.current_thread() is not threading.main_thread():
+      return
+    for sig in (signal.SIGTERM,):
+      signal.signal(sig, self._handle)
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal = signum
+    logging.warning("Received signal %d: saving a checkpoint and stopping.", signum)
+
+
+def _stop_requested(flag: _StopFlag) -> bool:
+  """Agrees across hosts, so every process stops at the same step."""
+  local = np.int32(flag.signal is not None)
+  if jax.process_count() == 1:
+    return bool(local)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.max(multihost_utils.process_allgather(local)))
+
+
+################################################################################
+# Train and evaluate.
+################################################################################
+
+
+def build_evaluators(config, *, task, model, mesh) -> dict:
+  """Evaluators declared in `config.evals` (type = module in avself/evaluators)."""
+  evaluators = {}
+  for name, eval_config in (config.get("evals") or {}).items():
+    module = importlib.import_module(f"avself.evaluators.{eval_config.type}")
+    evaluators[name] = module.Evaluator(config, eval_config, task=task, model=model, mesh=mesh)
+  return evaluators
+
+
+def run_evaluators(evaluators: dict, state: TrainState, step: int,
+                   writer: metric_writers.MetricWriter) -> dict:
+  """Runs every evaluator; writes and returns `{name/metric: value}`.
+
+  Scalars go to `write_scalars`; uint8/float images ([H, W, C] or
+  [N, H, W, C]) to `write_images`, so CAM overlays and retrieval grids
+  show up in TensorBoard next to the numbers.
+  """
+  results = {}
+  for name, evaluator in evaluators.items():
+    t0 = time.time()
+    for metric, value in evaluator.run(state):
+      results[f"{name}/{metric}"] = value
+    logging.info("Evaluator %s took %.1fs", name, time.time() - t0)
+  scalars = {k: v for k, v in results.items() if np.ndim(v) == 0}
+  images = {k: (v if np.ndim(v) == 4 else np.asarray(v)[None])
+            for k, v in results.items() if np.ndim(v) in (3, 4)}
+  if scalars:
+    writer.write_scalars(step, scalars)
+  if images:
+    writer.write_images(step, images)
+  for k, v in scalars.items():
+    logging.info("step %d %s = %.4f", step, k, v)
+  return results
+
+
+def write_results(workdir: str, results: dict) -> None:
+  """WORKDIR/results.json from process 0 only."""
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, "results.json")
+  clean = {k: (v.item() if hasattr(v, "item") else v) for k, v in results.items()}
+  with open(path + ".tmp", "w") as f:
+    json.dump(clean, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config.task` in `workdir` (resuming if it has checkpoints)."""
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  task = get_task(config.task)
+  config = config_lib.resolve_data(config)  # Builds the synthetic world if asked.
+
+  mesh = sharding.make_mesh()
+  local_batch = sharding.local_batch_size(config.batch_size)
+  model = task.build_model(config)
+  tx = make_optimizer(config)
+  rng = jax.random.key(config.seed)
+  init_rng, step_rng = jax.random.split(rng)
+
+  #### State: fresh or restored.
+  state = create_train_state(task, model, tx, config, init_rng, mesh)
+  manager = ckpt_lib.make_manager(
+      workdir, keep=config.checkpoint.keep, every_steps=config.checkpoint.every_steps,
+      async_save=config.checkpoint.get("async_save", True))
+  start_step = 0
+  data_state = None
+  if manager.latest_step() is not None:
+    state, start_step = ckpt_lib.restore_state(manager, ckpt_lib.abstract_like(state))
+    data_state = ckpt_lib.restore_data_state(manager, start_step)
+    logging.info("Resumed from step %d in %s", start_step, workdir)
+  elif hasattr(task, "warm_start"):
+    # E.g. action recognition starting from a sync checkpoint's video branch.
+    params, model_state = task.warm_start(config, state.params, state.model_state)
+    state = jax.device_put(
+        state.replace(params=params, model_state=model_state, opt_state=tx.init(params)),
+        sharding.replicated(mesh))
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info("Model %s: %s parameters", config.model.name, f"{num_params:,}")
+
+  #### Data: this host's slice of every global batch.
+  train_iter = task_data_iterator(task, config, local_batch, data_state, start_step)
+
+  #### The jitted step: batch on `data`, state replicated and donated.
+  step_fn = jax.jit(
+      functools.partial(train_step, task=task, model=model, tx=tx,
+                        skip_nonfinite=config.get("skip_nonfinite", False)),
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
+                    sharding.replicated(mesh)),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+      donate_argnums=(0,))
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+  if start_step == 0:
+    writer.write_hparams({k: v for k, v in config_lib.flatten(config).items()
+                          if isinstance(v, (int, float, str, bool))})
+  evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=config.total_steps, writer=writer, every_steps=config.log_every_steps)
+  stop = _StopFlag()
+  stop.install()
+
+  #### Loop.
+  flops_per_step = None
+  pending, t_log, step = [], time.time(), start_step
+  results: dict = {}
+  last_good_step = start_step
+  while step < config.total_steps:
+    local = next(train_iter.iterator)
+    batch = sharding.to_global(local, mesh)
+    if flops_per_step is None:
+      flops_per_step = compiled_flops(step_fn.lower(state, batch, step_rng).compile()) or 0.0
+    state, metrics = step_fn(state, batch, step_rng)
+    train_iter.advance()
+    step += 1
+    pending.append(metrics)
+    progress(step)
+
+    is_last = step == config.total_steps
+    if step % config.log_every_steps == 0 or is_last:
+      host = sharding.to_host(pending)
+      summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+      bad = [start + i for i, m in enumerate(host, 1) for start in [step - len(host)]
+             if m["nonfinite"] > 0]
+      if bad and not config.get("skip_nonfinite", False):
+        manager.wait_until_finished()
+        raise NonFiniteLossError(
+            f"Non-finite loss or gradient at step {bad[0]}; the last good checkpoint "
+            f"(step {last_good_step}) is kept in {manager.directory}. Set "
+            "--config.skip_nonfinite=True to skip such steps instead.")
+      dt = time.time() - t_log
+      summary["steps_per_sec"] = len(host) / dt
+      summary["examples_per_sec"] = len(host) * config.batch_size / dt
+      if flops_per_step:
+        summary["gflops_per_sec"] = flops_per_step * len(host) / dt / 1e9
+      summary["nonfinite_steps"] = float(sum(m["nonfinite"] > 0 for m in host))
+      summary.update({f"data/{k}": v for k, v in train_iter.counters().items()})
+      del summary["nonfinite"]
+      writer.write_scalars(step, {f"train/{k}": v for k, v in summary.items()})
+      pending, t_log = [], time.time()
+
+    if evaluators and (step % config.eval_every_steps == 0 or is_last):
+      results = run_evaluators(evaluators, state, step, writer)
+      t_log = time.time()
+
+    stopping = _stop_requested(stop)
+    if step % config.checkpoint.every_steps == 0 or is_last or stopping:
+      ckpt_lib.save(manager, step, state, config, train_iter.state(), force=True)
+      last_good_step = step
+    if stopping:
+      logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
+      break
+
+  manager.wait_until_finished()
+  writer.flush()
+  final = {"step": int(step), **{k: v for k, v in results.items() if np.ndim(v) == 0}}
+  if step == config.total_steps:
+    write_results(workdir, final)
+  return final
+
+
+def restore(workdir: str, step: Optional[int] = None, mesh=None):
+  """Rebuilds (config, task, model, state) from a checkpoint alone.
+
+  The model is rebuilt from the config stored with the checkpoint, so a
+  checkpoint describes itself (evaluate, embed and localize start here).
+  """
+  config, step = ckpt_lib.load_config(workdir, step)
+  mesh = mesh or sharding.make_mesh()
+  task = get_task(config.task)
+  model = task.build_model(config)
+  tx = make_optimizer(config)
+  abstract = jax.eval_shape(
+      lambda: create_train_state(task, model, tx, config, jax.random.key(0), mesh))
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
+      abstract)
+  manager = ckpt_lib.make_manager(workdir, read_only=True)
+  state, _ = ckpt_lib.restore_state(manager, abstract, step)
+  return config, task, model, state
+
+
+def random_init(config, mesh=None, seed: int = 0):
+  """A randomly initialised (task, model, state) of `config`: the probes' baseline."""
+  mesh = mesh or sharding.make_mesh()
+  task = get_task(config.task)
+  model = task.build_model(config)
+  state = create_train_state(task, model, make_optimizer(config), config,
+                             jax.random.key(seed), mesh)
+  return task, model, state
+
+
+################################################################################
+# The input side of the loop.
+################################################################################
+
+
+class DataIterator:
+  """This host's training batches, with a position that checkpoints can store."""
+
+  def __init__(self, dataset_fn, seed: int, data_state: Optional[dict], start_step: int):
+    self._dataset_fn = dataset_fn
+    state = data_state or {}
+    self.seed = int(state.get("seed", seed))
+    self.position = int(state.get("position", start_step))
+    self.iterator = self._make()
+
+  def _make(self):
+    ds = self._dataset_fn(self.seed)
+    if self.position:
+      # Deterministic pipeline: skipping replays exactly the batches that an
+      # uninterrupted run would have seen.
+      ds = ds.skip(self.position)
+    return ds.as_numpy_iterator()
+
+  def advance(self):
+    self.position += 1
+
+  def state(self) -> dict:
+    return {"seed": self.seed, "position": self.position}
+
+  def counters(self) -> dict:
+    return {}
+
+
+def task_data_iterator(task, config, local_batch: int, data_state, start_step: int):
+  """Training batches for `task` from `config.data`."""
+  from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  def dataset_fn(seed):
+    return pipeline.make_dataset(
+        config.data, mode=task.data_mode(config), split=config.data.train_split,
+        batch_size=local_batch, train=True, seed=seed)
+
+  return DataIterator(dataset_fn, config.seed, data_state, start_step)

@@ -1,0 +1,260 @@
+"""Tests for the synthetic audio-visual world (tiny clips: 64 px, 2 s)."""
+import csv
+import json
+import os
+
+import av
+import numpy as np
+import pytest
+
+from avself.data import synthetic
+
+SEED = 3
+SMALL = dict(size=64, duration=2.0, sample_rate=16000, fps=15,
+             offscreen_prob=0.5)
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+  """Four clips written by two worker processes; (folder, summary)."""
+  out = str(tmp_path_factory.mktemp('world'))
+  summary = synthetic.generate(out, num_videos=4, seed=SEED, workers=2,
+                               **SMALL)
+  return out, summary
+
+
+def _truths(out):
+  with open(os.path.join(out, 'ground_truth.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _decode(path):
+  """Decoded (frames [T, H, W, 3] uint8, audio [S] float32, codec names)."""
+  with av.open(path) as container:
+    codecs = (container.streams.video[0].codec_context.name,
+              container.streams.audio[0].codec_context.name)
+    frames = np.stack([f.to_ndarray(format='rgb24')
+                       for f in container.decode(video=0)])
+  with av.open(path) as container:
+    audio = np.concatenate([f.to_ndarray()[0]
+                            for f in container.decode(audio=0)])
+  return frames, audio, codecs
+
+
+def _loudness(audio, sample_rate, hop_s=0.01):
+  """RMS over 10 ms frames: [N]."""
+  hop = int(hop_s * sample_rate)
+  n = len(audio) // hop
+  return np.sqrt((audio[:n * hop].reshape(n, hop)**2).mean(axis=1))
+
+
+def test_mp4s_decode_as_h264_and_aac_with_right_sizes(world):
+  out, summary = world
+  options = synthetic.as_options(**SMALL)
+  assert not summary['cached']
+  for truth in _truths(out):
+    frames, audio, codecs = _decode(os.path.join(out, truth['file']))
+    assert codecs == ('h264', 'aac')
+    assert frames.shape == (options.num_frames, 64, 64, 3)
+    assert abs(len(audio) / 16000 - options.duration) < 0.05
+
+
+def test_decoded_clip_matches_render_and_is_loud_at_events(world):
+  out, _ = world
+  for truth in _truths(out):
+    frames, audio, _ = _decode(os.path.join(out, truth['file']))
+    rendered, mix, _, _ = synthetic.render_clip(truth['index'], SEED, SMALL)
+    # H.264 at crf 20 stays close to what was drawn.
+    assert np.abs(frames.astype(float) - rendered).mean() < 6
+    n = min(len(audio), len(mix))
+    assert np.corrcoef(audio[:n], mix[:n])[0, 1] > 0.9  # aligned, AAC-coded
+    loud = _loudness(audio, 16000)
+    events = [t for o in truth['objects'] for t in o['event_times']]
+    if truth['offscreen']:
+      events += truth['offscreen']['event_times']
+    for t in events:  # a burst peaks within ~60 ms after each event
+      near = loud[int(t * 100):int(t * 100) + 6]
+      assert near.max() > 1.8 * np.median(loud), (truth['file'], t)
+
+
+def test_labels_csv_ground_truth_and_stems_agree(world):
+  out, _ = world
+  names = [c.name for c in synthetic.class_table(10)]
+  with open(os.path.join(out, 'labels.csv')) as f:
+    rows = list(csv.reader(f))
+  assert rows[0] == ['file', 'label', 'split']
+  truths = _truths(out)
+  assert [r[0] for r in rows[1:]] == [f'videos/clip_{i:05d}.mp4'
+                                      for i in range(4)]
+  assert [r[1:] for r in rows[1:]] == [[t['label'], t['split']]
+                                       for t in truths]
+  assert sorted(r[2] for r in rows[1:]) == ['test', 'train', 'train', 'train']
+  for t in truths:
+    assert t['label'] == t['objects'][0]['class_name'] == names[
+        t['label_index']]
+    stems = np.load(os.path.join(out, t['stems']))
+    _, mix, _, _ = synthetic.render_clip(t['index'], SEED, SMALL)
+    np.testing.assert_array_equal(stems['on_screen'] + stems['off_screen'],
+                                  mix)
+    objects = sum(stems[o['stem']] for o in t['objects'])
+    np.testing.assert_allclose(objects, stems['on_screen'], atol=1e-6)
+    assert (t['offscreen'] is None) == (not stems['off_screen'].any())
+    assert np.abs(mix).max() <= 0.8 + 1e-6  # normalised, no clipping
+
+
+def test_same_seed_same_bytes_any_worker_count(world, tmp_path):
+  out, _ = world
+  again = synthetic.generate(str(tmp_path), num_videos=4, seed=SEED,
+                             workers=1, **SMALL)
+  assert not again['cached']
+  for name in ['labels.csv', 'ground_truth.jsonl'] + [
+      f'videos/clip_{i:05d}.mp4' for i in range(4)]:
+    with open(os.path.join(out, name), 'rb') as a, open(
+        os.path.join(tmp_path, name), 'rb') as b:
+      assert a.read() == b.read(), name
+
+
+def test_different_seed_different_clip():
+  frames_a, audio_a, truth_a, _ = synthetic.render_clip(0, 1, SMALL)
+  frames_b, audio_b, truth_b, _ = synthetic.render_clip(0, 2, SMALL)
+  assert truth_a['label'] == truth_b['label']  # labels go round robin
+  assert np.abs(frames_a.astype(int) - frames_b).mean() > 5
+  assert not np.allclose(audio_a, audio_b, atol=1e-3)
+
+
+def test_boxes_hold_their_objects_colour_and_flash_at_bounces():
+  size = 64
+  for index in range(6):
+    frames, _, truth, _ = synthetic.render_clip(index, SEED, SMALL)
+    boxes = np.array([o['boxes'] for o in truth['objects']])  # [O, T, 4]
+    assert boxes.min() >= 0 and boxes.max() <= size
+    assert (boxes[..., 2] > boxes[..., 0]).all()
+    assert (boxes[..., 3] > boxes[..., 1]).all()
+    for i, obj in enumerate(truth['objects']):
+      color = np.array(obj['color'], float)
+      flash_color = color + (255 - color) * 0.6
+      events = np.array(obj['event_times'] + [1e9])
+      for t in range(len(frames)):
+        x0, y0, x1, y1 = boxes[i, t]
+        others = np.delete(boxes[:, t], i, axis=0)
+        overlaps = ((others[:, 0] < x1) & (others[:, 2] > x0) &
+                    (others[:, 1] < y1) & (others[:, 3] > y0)).any()
+        inside = np.zeros((size, size), bool)
+        inside[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+        gap = np.abs(events - t / 15).min() * 15  # frames to nearest bounce
+        match = np.abs(frames[t] - color).max(axis=-1) < 40
+        flashing = np.abs(frames[t] - flash_color).max(axis=-1) < 40
+        if not overlaps and gap > 2:
+          assert match[inside].mean() > 0.25, (index, i, t)
+        if not overlaps and gap < 0.25:
+          assert flashing[inside].mean() > 0.2, (index, i, t)
+        assert not match[~inside].any(), (index, i, t)  # nowhere else
+
+
+def test_each_class_sounds_at_its_own_pitch_and_looks_distinct():
+  classes = synthetic.class_table(10)
+  options = dict(SMALL, size=32, duration=1.0)
+  fundamentals = [c.fundamental_hz for c in classes]
+  assert fundamentals[0] == pytest.approx(200) and fundamentals[-1] == (
+      pytest.approx(4000))
+  for cls in classes:  # clip k's first object is of class k
+    _, _, truth, stems = synthetic.render_clip(cls.index, SEED, options)
+    sound = stems['object_0']
+    spectrum = np.abs(np.fft.rfft(sound * np.hanning(len(sound))))
+    peak = np.fft.rfftfreq(len(sound), 1 / 16000)[spectrum.argmax()]
+    # Classes are 39% apart in pitch; the peak sits within 8% of its own.
+    assert abs(np.log(peak / truth['objects'][0]['fundamental_hz'])) < 0.08
+  colors = np.array([c.color for c in classes], float)
+  gaps = np.linalg.norm(colors[:, None] - colors[None], axis=-1)
+  assert gaps[~np.eye(10, dtype=bool)].min() > 80
+  assert len({c.name for c in classes}) == 10
+
+
+def test_every_second_of_audio_carries_each_visible_class():
+  # What makes L3 correspondence learnable: the hum, not only the bursts.
+  options = dict(size=32, duration=3.0, sample_rate=16000)
+  fundamentals = np.array([c.fundamental_hz for c in
+                           synthetic.class_table(10)])
+  freqs = np.fft.rfftfreq(16000, 1 / 16000)
+  bands = [(freqs > f * 0.95) & (freqs < f * 1.05) for f in fundamentals]
+  for index in range(6):
+    _, mix, truth, _ = synthetic.render_clip(index, SEED, options)
+    heard = {o['class_index'] for o in truth['objects'] if o['sounding']}
+    if truth['offscreen']:
+      heard.add(truth['offscreen']['class_index'])
+    for second in range(3):
+      window = mix[second * 16000:(second + 1) * 16000] * np.hanning(16000)
+      power = np.abs(np.fft.rfft(window))**2
+      energy = np.array([power[b].sum() for b in bands])  # [K]
+      silent = np.median(energy[[k for k in range(10) if k not in heard]])
+      for obj in truth['objects']:
+        assert energy[obj['class_index']] > 100 * silent, (index, second)
+
+
+def test_offscreen_source_in_about_offscreen_prob_of_clips():
+  options = dict(size=32, duration=0.5, sample_rate=8000, offscreen_prob=0.3)
+  present = 0
+  for index in range(50):
+    _, _, truth, stems = synthetic.render_clip(index, SEED, options)
+    off = truth['offscreen']
+    assert (off is not None) == bool(stems['off_screen'].any())
+    if off is not None:
+      present += 1
+      assert off['event_times']
+      assert off['class_index'] not in [o['class_index']
+                                        for o in truth['objects']]
+  assert 7 <= present <= 23  # Binomial(50, 0.3): 15 +- 3.2
+
+
+def test_stereo_pans_each_object_by_its_position(tmp_path):
+  options = dict(SMALL, channels=2)
+  _, audio, truth, stems = synthetic.render_clip(1, SEED, options)
+  assert audio.shape == (32000, 2)
+  sound = stems['object_0']  # [S, 2]
+  centre = (np.array(truth['objects'][0]['boxes'])[:, [0, 2]].mean(1) / 64)
+  per_frame = sound[:len(centre) * 1066].reshape(len(centre), 1066, 2)
+  energy = (per_frame**2).mean(axis=1)  # [T, 2]
+  left = centre < 0.4
+  right = centre > 0.6
+  assert left.any() or right.any()
+  assert (energy[left, 0] > energy[left, 1]).all()
+  assert (energy[right, 1] > energy[right, 0]).all()
+  path = str(tmp_path / 'stereo.mp4')
+  synthetic.write_mp4(path, np.zeros((30, 64, 64, 3), np.uint8), audio, 15,
+                      16000)
+  with av.open(path) as container:
+    decoded = np.concatenate([f.to_ndarray()
+                              for f in container.decode(audio=0)], axis=1)
+  assert decoded.shape[0] == 2 and abs(decoded.shape[1] - 32000) < 800
+  # This mix is ~7x louder on the right before coding; so it stays after AAC.
+  assert (decoded[1]**2).sum() > (decoded[0]**2).sum()
+
+
+def test_splits_are_exact_stratified_and_seeded():
+  splits = synthetic.assign_splits(100, 0, 10, 0.2)
+  labels = np.arange(100) % 10
+  test = np.array(splits) == 'test'
+  assert test.sum() == 20
+  assert (np.bincount(labels[test], minlength=10) == 2).all()
+  assert synthetic.assign_splits(100, 0, 10, 0.2) == splits
+  assert synthetic.assign_splits(100, 1, 10, 0.2) != splits
+
+
+def test_cli_skips_a_complete_folder_and_redoes_a_changed_one(tmp_path,
+                                                               capsys):
+  args = ['--output', str(tmp_path), '--num_videos', '2', '--seed', '1',
+          '--size', '32', '--duration', '0.5', '--sample_rate', '8000',
+          '--workers', '1']
+  first = synthetic.main(args)
+  assert 'wrote 2 clips' in capsys.readouterr().out
+  video = tmp_path / 'videos' / 'clip_00001.mp4'
+  stamp = video.stat().st_mtime_ns
+  second = synthetic.main(args)
+  assert second['cached'] and 'skipped' in capsys.readouterr().out
+  assert video.stat().st_mtime_ns == stamp
+  assert second['num_videos'] == first['num_videos'] == 2
+  changed = synthetic.main(args + ['--num_videos', '1'])  # last one wins
+  assert not changed['cached']
+  assert not video.exists()  # the stale clip went with the old world
+  with open(tmp_path / 'labels.csv') as f:
+    assert len(f.readlines()) == 2
