@@ -107,6 +107,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.spectrogram_shape = (257, 199)
 
   c.data = pipeline.default_data_config()
+  # Per-host input streams the global batch is built from; 0 = one per
+  # process. Set it to a larger run's process count to replay that run's
+  # exact global batches on fewer hosts.
+  c.data.input_streams = 0
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"

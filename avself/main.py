@@ -24,6 +24,8 @@ flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                   "--coordinator_address is given.")
 flags.DEFINE_integer("initialization_timeout", 300,
                      "Seconds to wait for every process to join.")
+flags.DEFINE_integer("heartbeat_timeout", 100,
+                     "Seconds without a heartbeat before a lost host fails the job.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -43,12 +45,14 @@ def init_distributed() -> None:
   if FLAGS.distributed == "off" or (FLAGS.distributed == "auto" and not explicit
                                     and not _on_cluster()):
     return
-  kwargs = {"initialization_timeout": FLAGS.initialization_timeout}
+  kwargs = {"initialization_timeout": FLAGS.initialization_timeout,
+            "heartbeat_timeout_seconds": FLAGS.heartbeat_timeout}
   if explicit:
     kwargs.update(coordinator_address=FLAGS.coordinator_address,
                   num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
-  if jax.default_backend() == "cpu" or FLAGS.num_cpu_devices:
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # Collectives between CPU devices of different processes (tests, laptops);
+  # accelerator backends ignore this.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),

@@ -140,10 +140,10 @@ def test_run_resumes_and_continues_step_count(tmp_path, tiny_records):
 
 def test_tiny_run_lowers_loss_and_beats_chance(tmp_path, tiny_records):
   config = tiny.tiny_config(tiny_records)
-  config.total_steps = 150
-  config.log_every_steps = 25
-  config.eval_every_steps = 150
-  config.checkpoint.every_steps = 150
+  config.total_steps = 300
+  config.log_every_steps = 50
+  config.eval_every_steps = 300
+  config.checkpoint.every_steps = 300
   config.evals.avc.num_examples = 256
   results = train.train_and_evaluate(config, str(tmp_path))
   losses = _logged(tmp_path, "train/loss")

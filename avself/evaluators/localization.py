@@ -1,0 +1,185 @@
+"""CAM sound-source localisation scored by pointing on the synthetic world's ground truth.
+
+Data: the evaluator reads the world's `ground_truth.jsonl` (per clip: every
+object's box in every frame and whether it sounds) and decodes the world's
+mp4s itself with `avself.localize.decode` (media.load_video at the training
+clip rate, shorter side `resize_shorter`, centre crop `image_size`: what the
+pipeline feeds at evaluation). The records carry no boxes, and a decoded file
+has a known time origin, so frames and boxes line up exactly. The world lives
+beside the records (`<root>/records`, `<root>/world`, see data/world.py), or
+at `eval_config.world_dir`.
+
+Pointing (per frame): the peak of the clip's upsampled CAM in each frame is a
+hit when it falls inside the box of a sounding object in that frame. Boxes
+are mapped from pixels of the generated video through the resize and the
+centre crop; frames where no sounding object is inside the crop are skipped.
+The centre baseline guesses the crop's centre in every frame.
+"""
+import json
+import os
+
+import numpy as np
+
+from avself import localize
+
+
+def crop_boxes(boxes: np.ndarray, world_size: int, resized_hw: tuple[int, int],
+               crop_top_left: tuple[int, int], crop_size: int) -> np.ndarray:
+  """Boxes [..., 4] (x0, y0, x1, y1) in world pixels -> crop pixels, clipped to the crop.
+
+  A box wholly outside the crop comes back empty (x1 <= x0 or y1 <= y0).
+  """
+  boxes = np.asarray(boxes, np.float64)
+  sy, sx = resized_hw[0] / world_size, resized_hw[1] / world_size
+  top, left = crop_top_left
+  out = boxes * np.array([sx, sy, sx, sy]) - np.array([left, top, left, top])
+  return np.clip(out, 0.0, crop_size)
+
+
+def peak_points(heat: np.ndarray) -> np.ndarray:
+  """(x, y) pixel centres of each map's maximum: heat [F, H, W] -> [F, 2]."""
+  f, _, w = heat.shape
+  flat = np.argmax(heat.reshape(f, -1), axis=1)
+  rows, cols = np.divmod(flat, w)
+  return np.stack([cols + 0.5, rows + 0.5], axis=1)
+
+
+def point_in_boxes(point: np.ndarray, boxes: np.ndarray) -> bool:
+  """Whether (x, y) lies inside (edges included) any non-empty box [M, 4]."""
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  x, y = point
+  inside = ((boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
+            & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+  return bool(inside.any())
+
+
+def pointing(points: np.ndarray, boxes: list) -> tuple[int, int]:
+  """(hits, scored frames): frame f counts when boxes[f] has a non-empty box."""
+  hits = scored = 0
+  for point, frame_boxes in zip(points, boxes):
+    frame_boxes = np.asarray(frame_boxes, np.float64).reshape(-1, 4)
+    if not ((frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])).any():
+      continue
+    scored += 1
+    hits += point_in_boxes(point, frame_boxes)
+  return hits, scored
+
+
+def centre_points(num_frames: int, height: int, width: int) -> np.ndarray:
+  """The centre-prior guess, (W / 2, H / 2) in every frame: [F, 2]."""
+  return np.tile(np.array([[width / 2.0, height / 2.0]]), (num_frames, 1))
+
+
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, color=(0, 255, 0)) -> np.ndarray:
+  """A copy of uint8 [H, W, 3] with 1-pixel box outlines (crop pixels)."""
+  out = image.copy()
+  h, w = out.shape[:2]
+  for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4):
+    if x1 <= x0 or y1 <= y0:
+      continue
+    c0, c1 = int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.ceil(x1) - 1, 0, w - 1))
+    r0, r1 = int(np.clip(np.floor(y0), 0, h - 1)), int(np.clip(np.ceil(y1) - 1, 0, h - 1))
+    out[r0, c0:c1 + 1] = out[r1, c0:c1 + 1] = color
+    out[r0:r1 + 1, c0] = out[r0:r1 + 1, c1] = color
+  return out
+
+
+def world_dir(config, eval_config) -> str:
+  """The synthetic world beside the records (or eval_config.world_dir)."""
+  explicit = eval_config.get("world_dir")
+  if explicit:
+    return explicit
+  return os.path.join(os.path.dirname(os.path.abspath(config.data.path)), "world")
+
+
+def read_ground_truth(folder: str, split: str) -> list[dict]:
+  """ground_truth.jsonl rows of `split`, in clip order."""
+  path = os.path.join(folder, "ground_truth.jsonl")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: the localization evaluator needs a synthetic world's ground "
+        "truth (set evals.<name>.world_dir, or drop the evaluator for real data)")
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  return [r for r in rows if r.get("split") == split]
+
+
+def clip_boxes(truth: dict, frame_index: np.ndarray, spec, resized_hw, crop) -> list:
+  """Sounding objects' boxes in crop pixels for decoded frames `frame_index` [F]: F arrays [M, 4]."""
+  world_frames = np.clip(np.round(frame_index * truth["fps"] / spec.fps).astype(int),
+                         0, truth["num_frames"] - 1)
+  sounding = [np.asarray(o["boxes"], np.float64) for o in truth["objects"] if o["sounding"]]
+  if not sounding:
+    return [np.zeros((0, 4))] * len(frame_index)
+  boxes = np.stack(sounding, axis=1)[world_frames]  # [F, M, 4]
+  return list(crop_boxes(boxes, truth["size"], resized_hw, crop, spec.image_size))
+
+
+class Evaluator:
+  """Pointing accuracy of the sync net's CAM vs the centre baseline, and overlays.
+
+  Attributes:
+    num_videos: clips of the world's eval split to use (first in clip order).
+    clips_per_video: consecutive net clips per video (0 = all that fit).
+    num_images: clips shown in TensorBoard as a strip of frames with boxes.
+    world_dir: the synthetic world folder (default: beside the records).
+  """
+
+  def __init__(self, config, eval_config, *, task, model, mesh):
+    del task
+    self.config, self.model, self.mesh = config, model, mesh
+    self.split = eval_config.get("split") or config.data.eval_split
+    self.num_videos = int(eval_config.get("num_videos", 24))
+    self.clips_per_video = int(eval_config.get("clips_per_video", 0))
+    self.num_images = int(eval_config.get("num_images", 4))
+    self.folder = world_dir(config, eval_config)
+    self.cam_fn = localize.make_cam_fn(model, mesh)
+    self._data = None  # decoded once, on the first run
+
+  def _load(self, channels: int) -> dict:
+    """Clips [K, N, S, S, 3], waveforms, and per-frame sounding boxes of the eval videos."""
+    spec = localize.clip_spec(self.config, channels)
+    videos, waveforms, boxes = [], [], []
+    for truth in read_ground_truth(self.folder, self.split)[:self.num_videos]:
+      frames, audio, media, crop = localize.decode(os.path.join(self.folder, truth["file"]), spec)
+      video, waveform, starts = localize.cut_clips(frames, audio, spec)
+      if self.clips_per_video:
+        video, waveform, starts = (x[:self.clips_per_video] for x in (video, waveform, starts))
+      resized_hw = np.asarray(media.frames).shape[1:3]
+      for clip_start in starts:
+        frame_index = clip_start + np.arange(spec.num_frames)
+        boxes.append(clip_boxes(truth, frame_index, spec, resized_hw, crop))
+      videos.append(video)
+      waveforms.append(waveform)
+    if not videos:
+      raise ValueError(f"no {self.split!r} clips in {self.folder}/ground_truth.jsonl")
+    return {"video": np.concatenate(videos), "waveform": np.concatenate(waveforms),
+            "boxes": boxes, "spec": spec}
+
+  def run(self, state):
+    """Yields pointing_accuracy, centre_baseline, num_frames and cam_overlay (images)."""
+    if self._data is None:
+      self._data = self._load(state.params["audio_branch"]["conv1"]["kernel"].shape[1])
+    data = self._data
+    heat, _ = localize.heatmaps(self.cam_fn, state, data["video"], data["waveform"], self.mesh)
+    k, n, h, w = heat.shape
+    boxes = [b for clip in data["boxes"] for b in clip]  # K * N frames
+    hits, scored = pointing(peak_points(heat.reshape(k * n, h, w)), boxes)
+    base_hits, _ = pointing(centre_points(k * n, h, w), boxes)
+    yield "pointing_accuracy", hits / max(scored, 1)
+    yield "centre_baseline", base_hits / max(scored, 1)
+    yield "num_frames", float(scored)
+    if self.num_images:
+      yield "cam_overlay", self._strips(data, heat)
+
+  def _strips(self, data, heat) -> np.ndarray:
+    """[num_images, 2S, 8 * 2S, 3] uint8: 8 frames per clip, heat overlaid, boxes in green."""
+    count = min(self.num_images, len(heat))
+    n = heat.shape[1]
+    picks = np.linspace(0, n - 1, min(8, n)).round().astype(int)
+    strips = []
+    for c in range(count):
+      shown = localize.overlay(data["video"][c, picks], heat[c, picks])
+      shown = [draw_boxes(img, data["boxes"][c][i]) for img, i in zip(shown, picks)]
+      strips.append(localize.upscale(np.concatenate(shown, axis=1), 2))
+    return np.stack(strips)

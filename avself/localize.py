@@ -1,0 +1,268 @@
+r"""Where is the sound? CAM sound localisation with a trained Multisensory sync net.
+
+  python -m avself.localize --workdir=/tmp/multisensory_synthetic FILE.mp4 [FILE ...] \
+      --output=/tmp/cam
+
+Restores the checkpoint in `--workdir` (its config describes the net and the
+clips it was trained on), decodes each file with `avself.data.media` at the
+training clip rate (`sync.num_frames / sync.clip_seconds` frames per second),
+sample rate and channel count, resizes the shorter side to `resize_shorter`
+and centre-crops `image_size` (as the pipeline does at evaluation), cuts
+consecutive clips of `num_frames` frames with their own audio and runs the net
+on each. The class activation map of the alignment logit (`multisensory.cam`
+on the last conv layer; Owens & Efros 2018, Sec. 4.1) is upsampled to the
+frames and min-max normalised per clip (`multisensory.cam_to_frames`), then
+written as
+
+  OUTPUT/<stem>/frame_XXXX.png   each frame with the heatmap overlaid
+  OUTPUT/<stem>_cam.mp4          the same frames with the clip's audio (H.264 + AAC)
+
+The localization evaluator (`avself/evaluators/localization.py`) uses the same
+functions, so TensorBoard shows the same pictures.
+"""
+import argparse
+import dataclasses
+import fractions
+import functools
+import os
+from typing import Optional, Sequence
+
+import jax
+import numpy as np
+
+from avself import sharding
+from avself.data import media as media_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+  """What one input clip of the net looks like (from the training config)."""
+  num_frames: int
+  fps: float  # frames per second inside a clip
+  sample_rate: int
+  channels: int
+  image_size: int
+  resize_shorter: int
+
+  @property
+  def num_samples(self) -> int:
+    """Audio samples per clip, as the pipeline: round(clip_seconds * sample_rate)."""
+    return int(round(self.num_frames / self.fps * self.sample_rate))
+
+
+def clip_spec(config, channels: Optional[int] = None) -> ClipSpec:
+  """The clip geometry a sync checkpoint was trained on."""
+  d = config.data
+  return ClipSpec(num_frames=int(d.sync.num_frames),
+                  fps=float(d.sync.num_frames) / float(d.sync.clip_seconds),
+                  sample_rate=int(d.sample_rate),
+                  channels=int(channels or d.get("channels", 1)),
+                  image_size=int(d.image_size),
+                  resize_shorter=int(d.resize_shorter or d.image_size))
+
+
+def centre_crop(frames: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+  """[T, H, W, 3] -> [T, size, size, 3] and the crop's (top, left), as the pipeline's centre crop."""
+  h, w = frames.shape[1:3]
+  top, left = max(h - size, 0) // 2, max(w - size, 0) // 2
+  return frames[:, top:top + size, left:left + size], (top, left)
+
+
+def decode(path: str, spec: ClipSpec, max_seconds: Optional[float] = None):
+  """Decodes a file for the net: (frames uint8 [T, S, S, 3], audio [n, C], Media, crop (top, left))."""
+  media = media_lib.load_video(path, fps=spec.fps, shorter_side=spec.resize_shorter,
+                               sample_rate=spec.sample_rate, channels=spec.channels,
+                               max_seconds=max_seconds)
+  frames, crop = centre_crop(np.asarray(media.frames), spec.image_size)
+  audio = media.audio if media.has_audio else np.zeros((0, spec.channels), np.float32)
+  return frames, audio, media, crop
+
+
+def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec):
+  """Consecutive clips: video uint8 [K, N, S, S, 3], waveform [K, n, C], first frame of each [K].
+
+  Audio missing at the end (or a file without sound) is zero-padded, so every
+  whole clip of frames is kept; frames after the last whole clip are dropped.
+  """
+  n, count = spec.num_samples, len(frames) // spec.num_frames
+  if count == 0:
+    raise ValueError(f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
+                     f"{spec.num_frames} frames")
+  starts = np.arange(count) * spec.num_frames
+  # Audio start of clip k at its first frame's time, rounded to a sample.
+  sample_starts = np.round(starts / spec.fps * spec.sample_rate).astype(np.int64)
+  need = int(sample_starts[-1]) + n
+  if len(audio) < need:
+    audio = np.concatenate([audio, np.zeros((need - len(audio), audio.shape[1]), audio.dtype)])
+  video = frames[:count * spec.num_frames].reshape(count, spec.num_frames, *frames.shape[1:])
+  waveform = np.stack([audio[s:s + n] for s in sample_starts]).astype(np.float32)
+  return video, waveform, starts
+
+
+def _cam_step(params, model_state, video, waveform, *, model):
+  """Heatmaps [B, N, S, S] in [0, 1] and logits [B] for uint8 clips."""
+  from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+  x = video.astype(np.float32) * (2.0 / 255.0) - 1.0  # as ops.finish_images
+  out = model.apply({"params": params, **model_state}, x, waveform, train=False)
+  cam = multisensory.cam(out["features"], params["head"])  # [B, t, h, w]
+  heat = multisensory.cam_to_frames(cam, *video.shape[1:4])
+  return heat, out["logit"]
+
+
+def make_cam_fn(model, mesh):
+  """A jitted (params, model_state, video, waveform) -> (heat, logit), batch over `data`."""
+  return jax.jit(functools.partial(_cam_step, model=model),
+                 in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
+                               sharding.batch_sharding(mesh), sharding.batch_sharding(mesh)),
+                 out_shardings=sharding.replicated(mesh))
+
+
+def heatmaps(cam_fn, state, video: np.ndarray, waveform: np.ndarray, mesh,
+             batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+  """CAM heatmaps [K, N, S, S] in [0, 1] and logits [K] of K clips, in batches.
+
+  Every process passes the same K clips; each batch is padded to a multiple
+  of the device count and split over the mesh, the results come back whole.
+  """
+  devices, processes = jax.device_count(), jax.process_count()
+  step = -(-max(batch_size, 1) // devices) * devices
+  heats, logits = [], []
+  for start in range(0, len(video), step):
+    v, w = video[start:start + step], waveform[start:start + step]
+    real = len(v)
+    pad = step - real
+    v = np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+    w = np.concatenate([w, np.zeros((pad, *w.shape[1:]), w.dtype)])
+    share = step // processes
+    mine = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+    batch = sharding.to_global({"video": v[mine], "waveform": w[mine]}, mesh)
+    heat, logit = cam_fn(state.params, state.model_state, batch["video"], batch["waveform"])
+    heats.append(np.asarray(heat)[:real])
+    logits.append(np.asarray(logit)[:real])
+  return np.concatenate(heats), np.concatenate(logits)
+
+
+################################################################################
+# Pictures.
+################################################################################
+
+
+def colormap(heat: np.ndarray) -> np.ndarray:
+  """Heat in [0, 1] [...] -> RGB uint8 [..., 3], black-red-yellow-white ('hot')."""
+  h = np.clip(np.asarray(heat, np.float32), 0.0, 1.0)[..., None]
+  rgb = np.clip(np.concatenate([3 * h, 3 * h - 1, 3 * h - 2], axis=-1), 0.0, 1.0)
+  return np.round(rgb * 255).astype(np.uint8)
+
+
+def overlay(frames: np.ndarray, heat: np.ndarray, strength: float = 0.7) -> np.ndarray:
+  """Frames uint8 [..., H, W, 3] with heat [..., H, W] blended in where it is high."""
+  # The blend weight follows the heat, so cold regions keep the frame itself.
+  alpha = strength * np.clip(heat, 0.0, 1.0)[..., None]
+  out = (1 - alpha) * frames.astype(np.float32) + alpha * colormap(heat).astype(np.float32)
+  return np.round(out).astype(np.uint8)
+
+
+def upscale(images: np.ndarray, factor: int) -> np.ndarray:
+  """Nearest-neighbour upscaling of [..., H, W, C] by an integer factor."""
+  if factor <= 1:
+    return images
+  return np.repeat(np.repeat(images, factor, axis=-3), factor, axis=-2)
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+  """uint8 [H, W, 3] -> PNG."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  Image.fromarray(image).save(path)
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: float, audio: Optional[np.ndarray] = None,
+              sample_rate: int = 0) -> None:
+  """Frames uint8 [T, H, W, 3] (+ audio [n, C]) -> H.264 (yuv420p) + AAC mp4."""
+  import av  # pylint: disable=g-import-not-at-top
+  # yuv420p needs even sides: pad with black rather than resample.
+  h, w = frames.shape[1:3]
+  frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  with av.open(path, "w", format="mp4") as container:
+    video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
+    video.width, video.height = frames.shape[2], frames.shape[1]
+    video.pix_fmt = "yuv420p"
+    sound = None
+    if audio is not None and len(audio):
+      layout = "mono" if audio.shape[1] == 1 else "stereo"
+      sound = container.add_stream("aac", rate=sample_rate, layout=layout)
+    for i, image in enumerate(frames):
+      frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+      frame.pts = i
+      container.mux(video.encode(frame))
+    container.mux(video.encode(None))
+    if sound is not None:
+      planar = np.ascontiguousarray(np.clip(audio, -1, 1).T, dtype=np.float32)  # [C, n]
+      for start in range(0, planar.shape[1], 1024):  # AAC frames hold 1024 samples
+        frame = av.AudioFrame.from_ndarray(planar[:, start:start + 1024], format="fltp",
+                                           layout=layout)
+        frame.sample_rate, frame.pts = sample_rate, start
+        container.mux(sound.encode(frame))
+      container.mux(sound.encode(None))
+
+
+################################################################################
+# The command.
+################################################################################
+
+
+def localize_file(path: str, output: str, *, config, model, state, mesh, cam_fn=None,
+                  scale: int = 0, max_seconds: Optional[float] = None) -> dict:
+  """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
+  channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
+  spec = clip_spec(config, channels)
+  frames, audio, _, _ = decode(path, spec, max_seconds)
+  video, waveform, _ = cut_clips(frames, audio, spec)
+  cam_fn = cam_fn or make_cam_fn(model, mesh)
+  heat, logits = heatmaps(cam_fn, state, video, waveform, mesh)
+  shown = overlay(video, heat).reshape(-1, *video.shape[2:])  # [K * N, S, S, 3]
+  shown = upscale(shown, scale or max(1, -(-256 // spec.image_size)))
+  stem = os.path.splitext(os.path.basename(path))[0]
+  folder = os.path.join(output, stem)
+  os.makedirs(folder, exist_ok=True)
+  for i, image in enumerate(shown):
+    write_png(os.path.join(folder, f"frame_{i:04d}.png"), image)
+  movie = os.path.join(output, f"{stem}_cam.mp4")
+  write_mp4(movie, shown, spec.fps, waveform.reshape(-1, waveform.shape[-1]), spec.sample_rate)
+  return {"file": path, "frames": len(shown), "clips": len(video), "png_dir": folder,
+          "mp4": movie, "aligned_probability": (1 / (1 + np.exp(-logits))).round(3).tolist()}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
+  """python -m avself.localize --workdir=DIR FILE [FILE ...] --output=DIR."""
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("files", nargs="+", help="videos (anything ffmpeg decodes)")
+  parser.add_argument("--workdir", required=True, help="a sync run's workdir (checkpoints/)")
+  parser.add_argument("--output", required=True)
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+  parser.add_argument("--scale", type=int, default=0,
+                      help="integer upscaling of the written frames (default: to >= 256 px)")
+  parser.add_argument("--max_seconds", type=float, default=None,
+                      help="localise only the first seconds of each file")
+  args = parser.parse_args(argv)
+  from avself import train  # pylint: disable=g-import-not-at-top
+  mesh = sharding.make_mesh()
+  config, task, model, state = train.restore(args.workdir, args.step, mesh=mesh)
+  if config.task != "sync":
+    raise SystemExit(f"{args.workdir} holds a {config.task!r} run; CAM needs a 'sync' one")
+  del task
+  cam_fn = make_cam_fn(model, mesh)
+  os.makedirs(args.output, exist_ok=True)
+  summaries = []
+  for path in args.files:
+    summary = localize_file(path, args.output, config=config, model=model, state=state,
+                            mesh=mesh, cam_fn=cam_fn, scale=args.scale,
+                            max_seconds=args.max_seconds)
+    print(f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
+          f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip "
+          f"{summary['aligned_probability']}")
+    summaries.append(summary)
+  return summaries
+
+
+if __name__ == "__main__":
+  main()

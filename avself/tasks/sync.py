@@ -1,0 +1,104 @@
+"""Audio-visual synchronisation (Owens & Efros 2018): is this sound aligned with these frames?
+
+Examples come from the pipeline's `sync` mode. With `data.sync.paired=True`
+(the default, as the authors' `both_examples`) every clip of frames brings its
+aligned waveform (label 1) and a waveform of the same video shifted by
+|shift| in [min_shift, max_shift] s (label 0), so each batch of B clips holds
+2B examples, exactly half positive. With `paired=False` the pipeline draws one
+of the two per clip and gives `label`.
+
+The video branch runs once per clip, not once per example: its output is
+shared by the aligned and the shifted audio, as in the authors' `shift_net.py`
+(`make_net(None, samples1, im_net=net0.im_net)`). That is the same function
+(and the same BatchNorm statistics: the 2B video inputs would be the B clips
+twice) as running the whole net on a batch of 2B, for about half the video
+cost, which dominates on CPU. Loss: sigmoid cross-entropy on the one logit.
+"""
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def data_mode(config) -> str:
+  del config
+  return "sync"
+
+
+def build_model(config):
+  """MultisensoryNet of `config.model` (width, conv5_stride, dtype)."""
+  from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+  m = config.model
+  if m.name != "multisensory":
+    raise ValueError(f"config.model.name={m.name!r}: the sync task takes 'multisensory'")
+  return multisensory.MultisensoryNet(width=m.width, conv5_stride=m.get("conv5_stride", 2),
+                                      dtype=jnp.dtype(m.get("dtype", "float32")))
+
+
+def input_shapes(config) -> dict:
+  """Per-example shapes of the model inputs: video [N, S, S, 3] and waveform [n, C]."""
+  d = config.data
+  num_samples = int(round(d.sync.clip_seconds * d.sample_rate))  # as the pipeline
+  channels = int(d.get("channels", 1))
+  return {"video": (d.sync.num_frames, d.image_size, d.image_size, 3),
+          "waveform": (num_samples, channels)}
+
+
+def dummy_batch(config, batch_size: int) -> dict:
+  """Zeros shaped like a (paired) batch, for init and compilation."""
+  shapes = input_shapes(config)
+  batch = {k: np.zeros((batch_size, *s), np.float32) for k, s in shapes.items()}
+  if config.data.sync.get("paired", True):
+    batch["shifted_waveform"] = np.zeros_like(batch["waveform"])
+  else:
+    batch["label"] = np.ones((batch_size,), np.int32)
+  return batch
+
+
+def init(model, rng, batch):
+  return model.init({"params": rng}, batch["video"], batch["waveform"], train=False)
+
+
+def _shared_video_logits(module, video, waveforms, train: bool):
+  """Video branch once, audio branch and fusion on every waveform: logits [K * B].
+
+  video [B, N, H, W, 3]; waveforms [K * B, n, C] (K audio tracks per clip,
+  track-major). The rest is MultisensoryNet.__call__ with a tiled video output.
+  """
+  video_features = module.video_branch(video, train)  # [B, T', h, w, C]
+  copies = waveforms.shape[0] // video.shape[0]
+  tiled = jnp.concatenate([video_features] * copies, axis=0)  # [K * B, T', h, w, C]
+  audio_features = module.audio_branch(waveforms, video_features.shape[1], train)
+  features = module.fusion(tiled, audio_features, train)["scale3"]
+  pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2, 3))
+  return module.head(pooled)[:, 0]
+
+
+def logits_and_labels(model, variables, batch, train: bool):
+  """(logits [E], labels [E] float32, new model state); E = 2B paired, B otherwise."""
+  mutable = ["batch_stats"] if train else False
+  if "shifted_waveform" in batch:
+    waveforms = jnp.concatenate([batch["waveform"], batch["shifted_waveform"]], axis=0)
+    b = batch["video"].shape[0]
+    labels = jnp.concatenate([jnp.ones((b,)), jnp.zeros((b,))])
+    out = model.apply(variables, batch["video"], waveforms, train,
+                      method=_shared_video_logits, mutable=mutable)
+  else:
+    labels = batch["label"].astype(jnp.float32)
+    out = model.apply(variables, batch["video"], batch["waveform"], train=train,
+                      mutable=mutable)
+    out = (out[0]["logit"], out[1]) if train else out["logit"]
+  if train:
+    logits, new_state = out
+  else:
+    logits, new_state = out, {k: v for k, v in variables.items() if k != "params"}
+  return logits.astype(jnp.float32), labels, new_state
+
+
+def loss_fn(model, params, model_state, batch, rng, train: bool):
+  """Sigmoid cross-entropy of aligned (1) vs shifted (0); accuracy at logit 0."""
+  del rng
+  logits, labels, new_state = logits_and_labels(
+      model, {"params": params, **model_state}, batch, train)
+  loss = optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+  accuracy = ((logits > 0) == (labels > 0.5)).mean()
+  return loss, ({"loss": loss, "accuracy": accuracy}, new_state)

@@ -1,0 +1,149 @@
+"""Evaluation from checkpoints: the linear probe, its TFDS path, the evaluate CLI."""
+import json
+import os
+import shutil
+
+import ml_collections
+import numpy as np
+import pytest
+
+from avself import evaluate
+from avself import sharding
+from avself import train
+from avself.evaluators import linear_probe
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGRESSION_CHECKPOINT = os.path.join(REPO, "tests", "data", "regression")
+
+
+def _clips(rng, centres, num_clips, windows, noise=1.0):
+  """Windows of clips whose class is one of `centres` rows: {features, label, video_index}."""
+  labels = rng.integers(0, len(centres), num_clips)
+  label = np.repeat(labels, windows)
+  features = centres[label] + noise * rng.standard_normal((len(label), centres.shape[1]))
+  return {"features": features.astype(np.float32), "label": label,
+          "video_index": np.repeat(np.arange(num_clips), windows)}
+
+
+# ### The probe on NumPy features ############################################
+
+def test_probe_separable_features_near_perfect_and_shuffled_labels_near_chance():
+  rng = np.random.default_rng(0)
+  centres = 3.0 * rng.standard_normal((5, 40))
+  train_set, test_set = _clips(rng, centres, 100, 3), _clips(rng, centres, 100, 3)
+  result = linear_probe.probe_accuracy(train_set, test_set, C=None, Cs=(0.01, 1.0))
+  assert result["accuracy"] >= 0.98 and result["num_test_clips"] == 100
+  shuffled = dict(train_set, label=rng.permutation(train_set["label"]))
+  chance = linear_probe.probe_accuracy(shuffled, test_set, C=0.1)["accuracy"]
+  assert 0.05 <= chance <= 0.4, chance  # 5 classes: chance is 0.2
+
+
+def test_zscore_is_fitted_on_training_windows_only():
+  rng = np.random.default_rng(1)
+  centres = 2.0 * rng.standard_normal((3, 20)) + 5.0
+  train_set, test_set = _clips(rng, centres, 30, 2), _clips(rng, centres, 20, 2)
+  result = linear_probe.probe_accuracy(train_set, test_set, C=1.0)
+  scaler = result["probe"].named_steps["standardscaler"]
+  np.testing.assert_allclose(scaler.mean_, train_set["features"].mean(0), rtol=1e-5)
+  np.testing.assert_allclose(scaler.scale_, train_set["features"].std(0), rtol=1e-5)
+  # Wild test clips added to the test set change nothing for the others: no
+  # statistic is taken from the test set.
+  wild = {"features": 1e3 * np.ones((4, 20), np.float32), "label": np.zeros(4, np.int64),
+          "video_index": np.array([100, 100, 101, 101])}
+  both = {k: np.concatenate([test_set[k], wild[k]]) for k in test_set}
+  probe = result["probe"]
+  alone = linear_probe.class_scores(probe, test_set["features"])
+  mixed = linear_probe.class_scores(probe, both["features"])[:len(alone)]
+  np.testing.assert_allclose(alone, mixed)
+
+
+def test_clip_score_is_the_mean_of_its_windows_not_a_vote():
+  # Video 7: one window strongly class 0, two weakly class 1 -> mean says 0.
+  scores = np.array([[10.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
+  video_index = np.array([7, 7, 7, 3])
+  predicted, videos = linear_probe.clip_predictions(scores, video_index, np.array([4, 9]))
+  np.testing.assert_array_equal(videos, [3, 7])
+  np.testing.assert_array_equal(predicted, [9, 4])  # class ids, not column indices
+
+
+def test_cross_validation_tests_every_clip_once_by_fold():
+  rng = np.random.default_rng(2)
+  centres = 3.0 * rng.standard_normal((4, 16))
+  data = _clips(rng, centres, 40, 3)
+  folds = np.repeat(np.arange(40) % 5 + 1, 3)
+  result = linear_probe.cross_validate(data, folds, C=1.0)
+  assert result["num_folds"] == 5 and result["num_test_clips"] == 40
+  assert result["accuracy"] >= 0.95
+  assert result["accuracy"] == pytest.approx(np.mean(result["fold_accuracies"]))
+
+
+# ### The TFDS path on a fake ESC-50 #########################################
+
+def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
+  from avself.datasets import fixtures  # pylint: disable=g-import-not-at-top
+  manual_dir = fixtures.make_esc50(str(tmp_path / "download"), clips_per_class=5,
+                                   num_classes=4, seconds=1.5)
+  mesh = sharding.make_mesh()
+  config, task, model, state = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
+  eval_config = ml_collections.ConfigDict(dict(
+      type="linear_probe", modality="audio", source="tfds", dataset="esc50",
+      data_dir=str(tmp_path / "tfds"), manual_dir=manual_dir, hop_seconds=0.5, C=1.0))
+  evaluator = linear_probe.Evaluator(config, eval_config, task=task, model=model,
+                                     mesh=mesh)
+  # 1.5 s at hop 0.5 s: 2 complete 1 s windows per clip, cut from 16 kHz audio.
+  windows = list(linear_probe.tfds_windows(
+      "esc50", eval_config.data_dir, manual_dir, "train", config.data, hop_seconds=0.5))
+  assert len(windows) == 2 * 20
+  assert windows[0]["audio"].shape == (*config.model.spectrogram_shape, 1)
+  assert {w["fold"] for w in windows} == {1, 2, 3, 4, 5}
+  results = dict(evaluator.run(state))
+  assert results["num_folds"] == 5 and results["num_test_clips"] == 20
+  # Four pure tones: both nets separate them far above chance (0.25).
+  assert results["accuracy"] >= 0.75, results
+  assert results["random_init_accuracy"] >= 0.5, results
+  assert results["feature_dim"] == 4 * 3 * 32  # conv4 at width 1/16: 32 channels
+
+
+# ### Evaluate CLI on a checkpoint ###########################################
+
+def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records):
+  # The stored regression checkpoint (tiny config, width 1/16, 2 steps), scored
+  # on the tiny world's records; copied so that eval/ is written under tmp.
+  workdir = str(tmp_path / "run")
+  shutil.copytree(REGRESSION_CHECKPOINT, workdir)
+  on_tiny = ml_collections.ConfigDict({"data": {"path": tiny_records}})
+  # No evals in the eval config: the training config's own (avc, 64 pairs).
+  default = evaluate.evaluate(workdir, on_tiny)
+  assert set(default) == {"step", "avc/avc_accuracy", "avc/loss", "avc/positive_fraction",
+                          "avc/num_examples"}
+  assert default["step"] == 2 and default["avc/num_examples"] == 64
+
+  # The command line, with an eval config file and flag overrides.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS([
+      "evaluate", f"--workdir={workdir}", "--step=2",
+      f"--config={os.path.join(REPO, 'configs', 'eval', 'probe_synthetic.py')}",
+      f"--config.data.path={tiny_records}", "--config.evals.avc.num_examples=64",
+      "--config.evals.audio_probe.C=1.0", "--config.evals.vision_probe.C=1.0"])
+  try:
+    results = evaluate.main(["evaluate"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  with open(os.path.join(workdir, "eval", "results.json")) as f:
+    stored = json.load(f)
+  assert stored == pytest.approx(results)
+  expected = {"step", "avc/avc_accuracy", "avc/positive_fraction"} | {
+      f"{m}_probe/{k}" for m in ("audio", "vision")
+      for k in ("accuracy", "random_init_accuracy", "num_test_clips", "feature_dim")}
+  assert expected <= set(stored), sorted(stored)
+  # Same checkpoint, same pairs (fixed seed): AVC accuracy reproduces exactly.
+  assert stored["avc/avc_accuracy"] == default["avc/avc_accuracy"]
+  # 12 test clips of 3 s in the tiny world, 1 s windows; width 1/16: 32 channels.
+  assert stored["audio_probe/num_test_clips"] == 12
+  assert stored["audio_probe/feature_dim"] == 4 * 3 * 32
+  assert stored["vision_probe/feature_dim"] == 4 * 4 * 32
+  for key in expected - {"step"}:
+    assert np.isfinite(stored[key]), key
+  assert 0.0 <= stored["vision_probe/random_init_accuracy"] <= 1.0
+  assert any(n.startswith("events.out") for n in os.listdir(os.path.join(workdir, "eval")))
