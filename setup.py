@@ -11,6 +11,7 @@ INSTALL_REQUIRES = [
     "orbax-checkpoint>=0.12.8,<0.13",
     "tensorflow-cpu>=2.21,<2.22",
     "tensorflow-datasets>=4.9.10",
+    "importlib_resources",  # tensorflow-datasets 4.9 imports it but does not declare it.
     "tensorboard>=2.21",
     "ml-collections>=1.1.0",
     "clu>=0.0.12",

@@ -141,6 +141,7 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.duration = 6.0
   s.offscreen_prob = 0.3
   s.test_fraction = 0.2
+  s.max_objects = 3  # Visible objects per clip: 1..max_objects.
   s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).

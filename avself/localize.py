@@ -99,7 +99,7 @@ def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec):
   return video, waveform, starts
 
 
-def _cam_step(params, model_state, video, waveform, *, model):
+def _cam_step(params, model_state, video, waveform, model):
   """Heatmaps [B, N, S, S] in [0, 1] and logits [B] for uint8 clips."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
   x = video.astype(np.float32) * (2.0 / 255.0) - 1.0  # as ops.finish_images
@@ -109,15 +109,20 @@ def _cam_step(params, model_state, video, waveform, *, model):
   return heat, out["logit"]
 
 
-def make_cam_fn(model, mesh):
-  """A jitted (params, model_state, video, waveform) -> (heat, logit), batch over `data`."""
-  return jax.jit(functools.partial(_cam_step, model=model),
+@functools.lru_cache(maxsize=None)
+def make_cam_fn(mesh):
+  """Jitted (params, model_state, video, waveform, model) -> (heat, logit), batch over `data`.
+
+  One function per mesh with the model static, so the CLI, the evaluator and
+  tests reuse compilations for equal models.
+  """
+  return jax.jit(_cam_step, static_argnames=("model",),
                  in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
                                sharding.batch_sharding(mesh), sharding.batch_sharding(mesh)),
                  out_shardings=sharding.replicated(mesh))
 
 
-def heatmaps(cam_fn, state, video: np.ndarray, waveform: np.ndarray, mesh,
+def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
              batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
   """CAM heatmaps [K, N, S, S] in [0, 1] and logits [K] of K clips, in batches.
 
@@ -136,7 +141,8 @@ def heatmaps(cam_fn, state, video: np.ndarray, waveform: np.ndarray, mesh,
     share = step // processes
     mine = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
     batch = sharding.to_global({"video": v[mine], "waveform": w[mine]}, mesh)
-    heat, logit = cam_fn(state.params, state.model_state, batch["video"], batch["waveform"])
+    heat, logit = make_cam_fn(mesh)(state.params, state.model_state, batch["video"],
+                                    batch["waveform"], model=model)
     heats.append(np.asarray(heat)[:real])
     logits.append(np.asarray(logit)[:real])
   return np.concatenate(heats), np.concatenate(logits)
@@ -210,15 +216,13 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, audio: Optional[np.ndar
 ################################################################################
 
 
-def localize_file(path: str, output: str, *, config, model, state, mesh, cam_fn=None,
-                  scale: int = 0, max_seconds: Optional[float] = None) -> dict:
+def localize_file(path: str, output: str, *, config, model, state, mesh, scale: int = 0, max_seconds: Optional[float] = None) -> dict:
   """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
   channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
   spec = clip_spec(config, channels)
   frames, audio, _, _ = decode(path, spec, max_seconds)
   video, waveform, _ = cut_clips(frames, audio, spec)
-  cam_fn = cam_fn or make_cam_fn(model, mesh)
-  heat, logits = heatmaps(cam_fn, state, video, waveform, mesh)
+  heat, logits = heatmaps(model, state, video, waveform, mesh)
   shown = overlay(video, heat).reshape(-1, *video.shape[2:])  # [K * N, S, S, 3]
   shown = upscale(shown, scale or max(1, -(-256 // spec.image_size)))
   stem = os.path.splitext(os.path.basename(path))[0]
@@ -250,12 +254,11 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   if config.task != "sync":
     raise SystemExit(f"{args.workdir} holds a {config.task!r} run; CAM needs a 'sync' one")
   del task
-  cam_fn = make_cam_fn(model, mesh)
   os.makedirs(args.output, exist_ok=True)
   summaries = []
   for path in args.files:
     summary = localize_file(path, args.output, config=config, model=model, state=state,
-                            mesh=mesh, cam_fn=cam_fn, scale=args.scale,
+                            mesh=mesh, scale=args.scale,
                             max_seconds=args.max_seconds)
     print(f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
           f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip "

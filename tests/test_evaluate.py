@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import sys
 
 import ml_collections
 import numpy as np
@@ -106,7 +107,7 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
 
 # ### Evaluate CLI on a checkpoint ###########################################
 
-def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records):
+def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records, monkeypatch):
   # The stored regression checkpoint (tiny config, width 1/16, 2 steps), scored
   # on the tiny world's records; copied so that eval/ is written under tmp.
   workdir = str(tmp_path / "run")
@@ -120,12 +121,13 @@ def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records)
 
   # The command line, with an eval config file and flag overrides.
   from absl import flags  # pylint: disable=g-import-not-at-top
+  argv = ["evaluate", f"--workdir={workdir}", "--step=2",
+          f"--config={os.path.join(REPO, 'configs', 'eval', 'probe_synthetic.py')}",
+          f"--config.data.path={tiny_records}", "--config.evals.avc.num_examples=64",
+          "--config.evals.audio_probe.C=1.0", "--config.evals.vision_probe.C=1.0"]
+  monkeypatch.setattr(sys, "argv", argv)  # config_flags finds --config.* overrides there
   flags.FLAGS.unparse_flags()
-  flags.FLAGS([
-      "evaluate", f"--workdir={workdir}", "--step=2",
-      f"--config={os.path.join(REPO, 'configs', 'eval', 'probe_synthetic.py')}",
-      f"--config.data.path={tiny_records}", "--config.evals.avc.num_examples=64",
-      "--config.evals.audio_probe.C=1.0", "--config.evals.vision_probe.C=1.0"])
+  flags.FLAGS(argv)
   try:
     results = evaluate.main(["evaluate"])
   finally:

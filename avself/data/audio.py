@@ -3,7 +3,7 @@
 All spectrograms are frequency first, `[..., F, T]`, the layout of the papers'
 figures and of the audio trunk's input `[B, F, T, 1]`. Framing never pads
 (unless `center=True`), so 1 s at 48 kHz with a 480-sample Hann window, hop 240
-and a 512-point FFT gives exactly 257 x 199, the L3-Net input (Sec. 3.2 of
+and a 512-point FFT gives exactly 257 x 199, the L3-Net input (Sec. 3 of
 Arandjelović & Zisserman 2017).
 
 Kinds (`spectrogram_config(kind)` gives each one's presets):

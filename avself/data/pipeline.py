@@ -82,10 +82,13 @@ def default_data_config() -> ml_collections.ConfigDict:
 
 
 def host_shards(shards: list[str], process_index: int, process_count: int) -> list[str]:
-  """This host's shards: disjoint across hosts, complete together."""
+  """This host's shards: disjoint across hosts, complete together.
+
+  With fewer shards than processes (a small evaluation split), every host
+  gets all shards and `_read_videos` keeps every process_count-th record.
+  """
   if len(shards) < process_count:
-    raise ValueError(f"{len(shards)} record shards cannot feed {process_count} processes; "
-                     "write at least one shard per process (prepare --num_shards).")
+    return list(shards)
   return shards[process_index::process_count]
 
 
@@ -138,14 +141,23 @@ def _usable_samples(video) -> tf.Tensor:
                     tf.cast(frames_end, tf.int64))
 
 
-def _read_videos(files, cfg, *, train, seed, process_index, min_samples):
-  """Parsed videos of `files` with `index` (position in this host's stream) and `seed`."""
+def _read_videos(files, cfg, *, train, seed, process_index, min_samples,
+                 record_shard=None):
+  """Parsed videos of `files` with `index` (position in this host's stream) and `seed`.
+
+  `record_shard` = (count, index) keeps every count-th record, for hosts that
+  share files (fewer shards than processes).
+  """
   parallel = cfg.num_parallel_calls
   ds = tf.data.Dataset.from_tensor_slices(files)
-  if train and not cfg.cache:
+  if train and not cfg.cache and not record_shard:
     ds = ds.shuffle(len(files), seed=seed).repeat()
   ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cfg.cycle_length, len(files)),
                      block_length=1, num_parallel_calls=parallel, deterministic=True)
+  if record_shard:
+    ds = ds.shard(*record_shard)
+    if train and not cfg.cache:
+      ds = ds.repeat()
   ds = ds.map(functools.partial(_parse, cfg=cfg), num_parallel_calls=parallel)
   if cfg.on_corrupt == "skip":  # unreadable or unparsable records; a bad JPEG still fails
     ds = ds.ignore_errors(log_warning=True)
@@ -409,11 +421,13 @@ def make_dataset(data_config, *, mode: str, split: str, batch_size: int, train: 
     keep_freed_memory()
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  files = host_shards(records.list_shards(cfg.path, split), process_index, process_count)
+  shards = records.list_shards(cfg.path, split)
+  files = host_shards(shards, process_index, process_count)
+  record_shard = (process_count, process_index) if len(shards) < process_count else None
   if mode == "clips":
     train = False  # evaluation clips: one pass, centre crops, no jitter
   videos = _read_videos(files, cfg, train=train, seed=seed, process_index=process_index,
-                        min_samples=_min_samples(cfg, mode))
+                        min_samples=_min_samples(cfg, mode), record_shard=record_shard)
   if mode == "clips":
     ds = videos.map(lambda v: _sample_clip_windows(v, cfg),
                     num_parallel_calls=cfg.num_parallel_calls).unbatch()

@@ -52,6 +52,7 @@ def _build(s, data_config, videos_dir, records_dir) -> None:
       num_classes=s.num_classes, size=s.size, fps=int(s.fps), duration=s.duration,
       offscreen_prob=s.offscreen_prob, test_fraction=s.test_fraction,
       sample_rate=s.sample_rate, write_stems=s.write_stems,
+      max_objects=s.get("max_objects", 3),
       channels=data_config.get("channels", 1))
   logging.info("Synthetic world in %s (%s)", videos_dir,
                "cached" if summary.get("cached") else "generated")

@@ -242,6 +242,8 @@ class Evaluator:
     if "accuracy_std" in trained:
       yield "accuracy_std", trained["accuracy_std"]
       yield "num_folds", float(trained["num_folds"])
+    else:
+      yield "C", trained["C"]  # as chosen by the inner CV (or fixed)
     yield "num_test_clips", float(trained["num_test_clips"])
     yield "feature_dim", float(trained["feature_dim"])
 
@@ -250,7 +252,13 @@ class Evaluator:
     def view(part):
       return {"features": part[f"{net}/{self.modality}"], "label": part["label"],
               "video_index": part["video_index"]}
+    if any(np.any(part["label"] < 0) for part in data.values()):
+      raise ValueError("linear_probe: some clips are unlabelled (label -1); prepare the "
+                       "records with --labels")
     kwargs = dict(C=self.C, Cs=self.Cs)
+    if "test" not in data and np.unique(data["train"]["fold"]).size < 2:
+      raise ValueError(f"linear_probe: {self.eval_config.get('dataset')!r} defines no folds; "
+                       "set test_split (e.g. 'validation') to fit on train and score it")
     if "test" in data:
       result = probe_accuracy(view(data["train"]), view(data["test"]), **kwargs)
     else:

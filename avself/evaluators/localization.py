@@ -115,6 +115,30 @@ def clip_boxes(truth: dict, frame_index: np.ndarray, spec, resized_hw, crop) -> 
   return list(crop_boxes(boxes, truth["size"], resized_hw, crop, spec.image_size))
 
 
+def load_world_clips(folder: str, rows: list, spec, clips_per_video: int = 0) -> dict:
+  """Net clips of the world's videos `rows` with the sounding boxes of every frame.
+
+  Returns video uint8 [K, N, S, S, 3], waveform [K, n, C] and boxes: K lists
+  of N arrays [M, 4] in crop pixels.
+  """
+  videos, waveforms, boxes = [], [], []
+  for truth in rows:
+    frames, audio, media, crop = localize.decode(os.path.join(folder, truth["file"]), spec)
+    video, waveform, starts = localize.cut_clips(frames, audio, spec)
+    if clips_per_video:
+      video, waveform, starts = (x[:clips_per_video] for x in (video, waveform, starts))
+    resized_hw = np.asarray(media.frames).shape[1:3]
+    for clip_start in starts:
+      frame_index = clip_start + np.arange(spec.num_frames)
+      boxes.append(clip_boxes(truth, frame_index, spec, resized_hw, crop))
+    videos.append(video)
+    waveforms.append(waveform)
+  if not videos:
+    raise ValueError(f"no clips to localise in {folder}")
+  return {"video": np.concatenate(videos), "waveform": np.concatenate(waveforms),
+          "boxes": boxes}
+
+
 class Evaluator:
   """Pointing accuracy of the sync net's CAM vs the centre baseline, and overlays.
 
@@ -133,35 +157,17 @@ class Evaluator:
     self.clips_per_video = int(eval_config.get("clips_per_video", 0))
     self.num_images = int(eval_config.get("num_images", 4))
     self.folder = world_dir(config, eval_config)
-    self.cam_fn = localize.make_cam_fn(model, mesh)
     self._data = None  # decoded once, on the first run
-
-  def _load(self, channels: int) -> dict:
-    """Clips [K, N, S, S, 3], waveforms, and per-frame sounding boxes of the eval videos."""
-    spec = localize.clip_spec(self.config, channels)
-    videos, waveforms, boxes = [], [], []
-    for truth in read_ground_truth(self.folder, self.split)[:self.num_videos]:
-      frames, audio, media, crop = localize.decode(os.path.join(self.folder, truth["file"]), spec)
-      video, waveform, starts = localize.cut_clips(frames, audio, spec)
-      if self.clips_per_video:
-        video, waveform, starts = (x[:self.clips_per_video] for x in (video, waveform, starts))
-      resized_hw = np.asarray(media.frames).shape[1:3]
-      for clip_start in starts:
-        frame_index = clip_start + np.arange(spec.num_frames)
-        boxes.append(clip_boxes(truth, frame_index, spec, resized_hw, crop))
-      videos.append(video)
-      waveforms.append(waveform)
-    if not videos:
-      raise ValueError(f"no {self.split!r} clips in {self.folder}/ground_truth.jsonl")
-    return {"video": np.concatenate(videos), "waveform": np.concatenate(waveforms),
-            "boxes": boxes, "spec": spec}
 
   def run(self, state):
     """Yields pointing_accuracy, centre_baseline, num_frames and cam_overlay (images)."""
     if self._data is None:
-      self._data = self._load(state.params["audio_branch"]["conv1"]["kernel"].shape[1])
+      channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
+      rows = read_ground_truth(self.folder, self.split)[:self.num_videos]
+      self._data = load_world_clips(self.folder, rows, localize.clip_spec(self.config, channels),
+                                    self.clips_per_video)
     data = self._data
-    heat, _ = localize.heatmaps(self.cam_fn, state, data["video"], data["waveform"], self.mesh)
+    heat, _ = localize.heatmaps(self.model, state, data["video"], data["waveform"], self.mesh)
     k, n, h, w = heat.shape
     boxes = [b for clip in data["boxes"] for b in clip]  # K * N frames
     hits, scored = pointing(peak_points(heat.reshape(k * n, h, w)), boxes)

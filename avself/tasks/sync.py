@@ -14,6 +14,7 @@ shared by the aligned and the shifted audio, as in the authors' `shift_net.py`
 twice) as running the whole net on a batch of 2B, for about half the video
 cost, which dominates on CPU. Loss: sigmoid cross-entropy on the one logit.
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -54,8 +55,19 @@ def dummy_batch(config, batch_size: int) -> dict:
   return batch
 
 
+def init_key(rng):
+  """An 'rbg' key derived from `rng` for parameter init (a function of rng, so still seeded)."""
+  # XLA:CPU compiles this net's init ~4x faster with 'rbg' than with threefry
+  # keys (150 s -> 40 s on the 2-core CI machine); the values need only be a
+  # proper random init.
+  if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)
+  data = jnp.asarray(rng, jnp.uint32).reshape(-1)
+  return jax.random.wrap_key_data(jnp.tile(data, 4 // data.shape[0]), impl="rbg")
+
+
 def init(model, rng, batch):
-  return model.init({"params": rng}, batch["video"], batch["waveform"], train=False)
+  return model.init({"params": init_key(rng)}, batch["video"], batch["waveform"], train=False)
 
 
 def _shared_video_logits(module, video, waveforms, train: bool):

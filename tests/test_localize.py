@@ -1,0 +1,143 @@
+"""CAM localisation: the pointing metric, boxes through resize + crop, heatmaps, and the CLI."""
+import json
+import os
+
+import av
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from avself import localize
+from avself import sharding
+from avself.evaluators import localization
+from avself.tasks import sync
+from test_sync import model_and_state, save_checkpoint, tiny_sync_config
+
+
+def _world(tiny_records):
+  return os.path.join(os.path.dirname(tiny_records), "world")
+
+
+# ------------------------------------------------------------------ pointing metric
+
+def test_peak_inside_a_sounding_box_is_a_hit_and_outside_a_miss():
+  heat = np.zeros((4, 32, 32))
+  heat[0, 5, 10] = 1.0  # peak at pixel centre (10.5, 5.5): inside the box
+  heat[1, 20, 20] = 1.0  # (20.5, 20.5): outside
+  heat[2, 4, 12] = 1.0  # (12.5, 4.5): on the box's column edge 12 -> outside by 0.5
+  heat[3, 0, 0] = 1.0  # no sounding object in view: not scored
+  np.testing.assert_array_equal(localization.peak_points(heat),
+                                [[10.5, 5.5], [20.5, 20.5], [12.5, 4.5], [0.5, 0.5]])
+  box = np.array([[8.0, 4.0, 12.0, 8.0]])
+  boxes = [box, box, box, np.zeros((0, 4))]
+  assert localization.pointing(localization.peak_points(heat), boxes) == (1, 3)
+  # Any sounding object counts; empty (cropped-away) boxes never do.
+  two = np.array([[0.0, 0.0, 0.0, 5.0], [18.0, 18.0, 24.0, 24.0]])
+  assert localization.pointing(localization.peak_points(heat[1:2]), [two]) == (1, 1)
+  assert localization.pointing(localization.peak_points(heat[1:2]), [two[:1]]) == (0, 0)
+
+
+def test_centre_baseline_hits_only_boxes_over_the_centre():
+  points = localization.centre_points(3, 32, 32)
+  np.testing.assert_array_equal(points, [[16.0, 16.0]] * 3)
+  boxes = [np.array([[10.0, 10.0, 20.0, 20.0]]), np.array([[0.0, 0.0, 8.0, 8.0]]),
+           np.array([[0.0, 0.0, 8.0, 8.0], [16.0, 2.0, 30.0, 16.0]])]
+  assert localization.pointing(points, boxes) == (2, 3)
+
+
+def test_boxes_follow_the_resize_and_the_centre_crop():
+  # World 64 px -> shorter side 36 (x 0.5625) -> centre crop 32 at (2, 2).
+  boxes = np.array([[0.0, 0.0, 64.0, 64.0], [32.0, 16.0, 40.0, 24.0], [0.0, 0.0, 3.0, 3.0]])
+  out = localization.crop_boxes(boxes, 64, (36, 36), (2, 2), 32)
+  np.testing.assert_allclose(out[0], [0, 0, 32, 32])
+  np.testing.assert_allclose(out[1], [16.0, 7.0, 20.5, 11.5])
+  assert out[2][2] <= out[2][0]  # left of the crop: empty
+
+
+def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
+  """The main object's colour fills its mapped box in the decoded, cropped frames."""
+  config = tiny_sync_config(tiny_records)
+  folder = _world(tiny_records)
+  rows = localization.read_ground_truth(folder, "test")[:3]
+  data = localization.load_world_clips(folder, rows, localize.clip_spec(config), clips_per_video=1)
+  assert data["video"].shape == (3, 8, 32, 32, 3) and data["video"].dtype == np.uint8
+  assert data["waveform"].shape == (3, sync.input_shapes(config)["waveform"][0], 1)
+  for clip, row in zip(range(3), rows):
+    colour = np.asarray(row["objects"][0]["color"], np.float64)  # drawn on top of the others
+    x0, y0, x1, y1 = data["boxes"][clip][4][0]  # frame 4, object 0
+    frame = data["video"][clip, 4].astype(np.float64)
+    inside = frame[int(np.ceil(y0)):int(y1), int(np.ceil(x0)):int(x1)].reshape(-1, 3)
+    distance = np.linalg.norm(frame.reshape(-1, 3) - colour, axis=1)
+    near = np.linalg.norm(inside - colour, axis=1)
+    # The pixels closest to the object's colour lie in its box.
+    assert near.min() <= np.sort(distance)[0] + 1e-9
+    assert np.median(near) < np.median(distance)
+
+
+# ------------------------------------------------------------------ heatmaps
+
+def test_evaluator_heatmaps_are_per_clip_normalised_and_pictures_are_images(tiny_records):
+  config = tiny_sync_config(tiny_records)
+  _, model, state = model_and_state()
+  mesh = sharding.make_mesh()
+  state = jax.device_put(state, sharding.replicated(mesh))
+  folder = _world(tiny_records)
+  rows = localization.read_ground_truth(folder, "test")[:2]
+  data = localization.load_world_clips(folder, rows, localize.clip_spec(config))
+  heat, logits = localize.heatmaps(model, state, data["video"], data["waveform"], mesh)
+  k = len(data["video"])  # 3 s at 10 fps = 3 clips of 8 frames per video
+  assert k == 6 and heat.shape == (k, 8, 32, 32) and logits.shape == (k,)
+  assert heat.min() >= 0.0 and heat.max() <= 1.0
+  for clip in heat:  # min-max per clip: 0 and 1 both reached (random nets are not flat)
+    assert clip.min() == 0.0 and np.isclose(clip.max(), 1.0)
+
+  eval_config = dict(type="localization", num_videos=2, num_images=2)
+  evaluator = localization.Evaluator(config, ml_collections.ConfigDict(eval_config), task=sync,
+                                     model=model, mesh=mesh)
+  results = dict(evaluator.run(state))
+  assert 0.0 <= results["pointing_accuracy"] <= 1.0
+  assert 0.0 <= results["centre_baseline"] <= 1.0
+  assert 0 < results["num_frames"] <= k * 8
+  # The same pointing from the heatmaps computed above.
+  boxes = [b for clip in data["boxes"] for b in clip]
+  hits, scored = localization.pointing(localization.peak_points(heat.reshape(-1, 32, 32)), boxes)
+  assert results["pointing_accuracy"] == hits / scored and results["num_frames"] == scored
+  image = results["cam_overlay"]
+  assert image.shape == (2, 64, 8 * 64, 3) and image.dtype == np.uint8
+
+
+def test_overlay_colours_hot_regions_and_keeps_cold_ones():
+  frames = np.full((1, 4, 4, 3), 100, np.uint8)
+  heat = np.zeros((1, 4, 4))
+  heat[0, 1, 2] = 1.0
+  out = localize.overlay(frames, heat)
+  np.testing.assert_array_equal(out[0, 0, 0], [100, 100, 100])
+  assert out[0, 1, 2, 0] > 200 and out.dtype == np.uint8
+
+
+# ------------------------------------------------------------------ the command
+
+def test_localize_cli_writes_pngs_and_a_decodable_mp4(tiny_records, tmp_path):
+  config = tiny_sync_config(tiny_records)
+  workdir = str(tmp_path / "run")
+  save_checkpoint(workdir, config)
+  video = os.path.join(_world(tiny_records), "videos", "clip_00001.mp4")  # 3 s, 10 fps
+  output = str(tmp_path / "cam")
+  summaries = localize.main([video, f"--workdir={workdir}", f"--output={output}", "--scale=2"])
+  assert summaries[0]["clips"] == 3 and summaries[0]["frames"] == 24
+  pngs = sorted(os.listdir(os.path.join(output, "clip_00001")))
+  assert pngs == [f"frame_{i:04d}.png" for i in range(24)]
+  with Image.open(os.path.join(output, "clip_00001", pngs[0])) as image:
+    assert image.size == (64, 64) and image.mode == "RGB"
+  with av.open(os.path.join(output, "clip_00001_cam.mp4")) as container:
+    assert container.streams.video[0].codec_context.name == "h264"
+    assert len(container.streams.audio) == 1
+    frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+  assert len(frames) == 24 and frames[0].shape == (64, 64, 3)
+  # The movie shows the PNG's picture (up to H.264 loss).
+  with Image.open(os.path.join(output, "clip_00001", pngs[0])) as image:
+    assert np.abs(frames[0].astype(float) - np.asarray(image, float)).mean() < 12
+  assert all(0.0 <= p <= 1.0 for p in summaries[0]["aligned_probability"])
+  # json-able summary for scripts.
+  json.dumps(summaries)
