@@ -117,7 +117,6 @@ def main(argv):
     print(f"Evaluation of {FLAGS.workdir} at step {results['step']} "
           f"({os.path.join(FLAGS.workdir, EVAL_DIR, 'results.json')}):")
     print(format_table(results))
-  return results
 
 
 if __name__ == "__main__":

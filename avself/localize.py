@@ -99,7 +99,7 @@ def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec):
   return video, waveform, starts
 
 
-def _cam_step(params, model_state, video, waveform, model):
+def _cam_step(params, model_state, video, waveform, model):  # model: static
   """Heatmaps [B, N, S, S] in [0, 1] and logits [B] for uint8 clips."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
   x = video.astype(np.float32) * (2.0 / 255.0) - 1.0  # as ops.finish_images
@@ -116,7 +116,7 @@ def make_cam_fn(mesh):
   One function per mesh with the model static, so the CLI, the evaluator and
   tests reuse compilations for equal models.
   """
-  return jax.jit(_cam_step, static_argnames=("model",),
+  return jax.jit(_cam_step, static_argnums=(4,),
                  in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
                                sharding.batch_sharding(mesh), sharding.batch_sharding(mesh)),
                  out_shardings=sharding.replicated(mesh))
@@ -142,7 +142,7 @@ def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
     mine = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
     batch = sharding.to_global({"video": v[mine], "waveform": w[mine]}, mesh)
     heat, logit = make_cam_fn(mesh)(state.params, state.model_state, batch["video"],
-                                    batch["waveform"], model=model)
+                                    batch["waveform"], model)
     heats.append(np.asarray(heat)[:real])
     logits.append(np.asarray(logit)[:real])
   return np.concatenate(heats), np.concatenate(logits)

@@ -16,7 +16,11 @@ probe accuracy in at most half the steps?", and writes WORKDIR/summary.json.
 --size=tiny (default): width 1/8, 32x32 crops, 32x49 log-mel, on the demo's
 300-clip world stored at shorter side 40 (minutes on 2 CPU cores).
 --size=demo: the configs' own sizes (width 1/4, 64x64, 64x98).
-Add --methods=binary,infonce,sigmoid,crossmodal for the other objectives.
+Add --methods=binary,infonce,sigmoid,crossmodal for the other objectives, and
+--linear_probe for the project's standard probe too (evaluators/linear_probe.py:
+SVM on the trunks' transfer features, clip accuracy) at every evaluation.
+Checkpoints are kept at every evaluation, so `python -m avself.evaluate
+--workdir=WORKDIR/METHOD --step=N` can score any point of the curves later.
 """
 import argparse
 import importlib.util
@@ -25,15 +29,19 @@ import os
 import sys
 import time
 
-import numpy as np
+import ml_collections
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = {"binary": ("avenet_synthetic.py", None),
             "infonce": ("contrastive_synthetic.py", None),
             "sigmoid": ("contrastive_synthetic.py", "sigmoid"),
             "crossmodal": ("crossmodal_synthetic.py", None)}
-CURVES = ("probe/audio_accuracy", "probe/vision_accuracy", "audio_to_image/ndcg@30",
-          "image_to_audio/ndcg@30", "audio_to_audio/ndcg@30", "image_to_image/ndcg@30")
+CURVES = ("retrieval/probe/audio_accuracy", "retrieval/probe/vision_accuracy",
+          "audio_probe/accuracy", "vision_probe/accuracy",
+          "retrieval/audio_to_image/ndcg@30", "retrieval/image_to_audio/ndcg@30",
+          "retrieval/audio_to_audio/ndcg@30", "retrieval/image_to_image/ndcg@30")
+PROBES = ("retrieval/probe/audio_accuracy", "retrieval/probe/vision_accuracy",
+          "audio_probe/accuracy", "vision_probe/accuracy")
 
 
 def load_config(method: str):
@@ -68,16 +76,21 @@ def configure(method: str, args):
   config.total_steps = args.steps
   config.eval_every_steps = args.eval_every
   config.log_every_steps = min(25, args.eval_every)
-  config.checkpoint.every_steps = args.steps
+  config.checkpoint.every_steps = args.eval_every
+  config.checkpoint.keep = args.steps // args.eval_every + 1
   config.data.synthetic.cache_dir = args.cache_dir
   config.data.synthetic.workers = 2
   config.evals.retrieval.picture_dir = os.path.join(args.workdir, method, "pictures")
   if "avc" in config.evals:
     config.evals.avc.num_examples = 512
+  if args.linear_probe:
+    for modality in ("audio", "vision"):
+      config.evals[f"{modality}_probe"] = ml_collections.ConfigDict(dict(
+          type="linear_probe", modality=modality, source="records", random_init=True))
   return config
 
 
-def scalars(workdir: str, prefix: str = "retrieval/") -> dict:
+def scalars(workdir: str, prefix: str = "") -> dict:
   """`{tag: [(step, value), ...]}` of the TensorBoard scalars under `prefix`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   out: dict = {}
@@ -85,9 +98,11 @@ def scalars(workdir: str, prefix: str = "retrieval/") -> dict:
     if name.startswith("events.out"):
       for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
         for v in event.summary.value:
-          if v.tag.startswith(prefix) and v.metadata.plugin_data.plugin_name != "images":
-            out.setdefault(v.tag[len(prefix):], []).append(
-                (event.step, float(tf.make_ndarray(v.tensor))))
+          if not v.tag.startswith(prefix) or not v.HasField("tensor"):
+            continue
+          value = tf.make_ndarray(v.tensor)
+          if value.ndim == 0 and value.dtype.kind == "f":  # scalars, not images or text
+            out.setdefault(v.tag[len(prefix):], []).append((event.step, float(value)))
   return {k: sorted(v) for k, v in out.items()}
 
 
@@ -100,16 +115,20 @@ def report(curves: dict, methods: list, steps: int) -> dict:
   """Prints the curves and the comparison; returns the summary."""
   summary = {"curves": curves}
   for tag in CURVES:
-    print(f"\n{tag}  (random init: " + ", ".join(
-        f"{m} {curves[m].get(_random(tag), [(0, float('nan'))])[-1][1]:.3f}" for m in methods)
-          + ")")
     evaluated = sorted({s for m in methods for s, _ in curves[m].get(tag, [])})
+    if not evaluated:
+      continue
+    randoms = [curves[m].get(_random(tag), [(0, float("nan"))])[-1][1] for m in methods]
+    print(f"\n{tag}  (random init: "
+          + ", ".join(f"{m} {r:.3f}" for m, r in zip(methods, randoms)) + ")")
     print("step    " + "".join(f"{m:>12}" for m in methods))
     for step in evaluated:
       row = [dict(curves[m].get(tag, [])).get(step, float("nan")) for m in methods]
       print(f"{step:<8}" + "".join(f"{v:12.3f}" for v in row))
   if "binary" in methods and "infonce" in methods:
-    for tag in ("probe/audio_accuracy", "probe/vision_accuracy"):
+    for tag in PROBES:
+      if tag not in curves["binary"] or tag not in curves["infonce"]:
+        continue
       target = curves["binary"][tag][-1][1]
       reached = first_step_reaching(curves["infonce"][tag], target)
       verdict = reached is not None and reached <= steps // 2
@@ -136,6 +155,8 @@ def main(argv=None):
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--cache_dir", default="", help="synthetic world cache ('' = ~/.cache/avself)")
+  p.add_argument("--linear_probe", action="store_true",
+                 help="also run evaluators/linear_probe.py (audio, vision) at every eval")
   p.add_argument("--report_only", action="store_true", help="re-read finished runs")
   args = p.parse_args(argv)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -53,7 +53,7 @@ def _assert_bitwise_equal(a, b):
     assert x.dtype == y.dtype and np.array_equal(x, y)
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_interrupted_runs_end_bitwise_equal_to_a_straight_run(tmp_path, tiny_records):
   straight, resumed, preempted = tmp_path / "straight", tmp_path / "resumed", tmp_path / "sig"
   _run(_cmd(straight, tiny_records, 20))
@@ -79,7 +79,7 @@ def test_interrupted_runs_end_bitwise_equal_to_a_straight_run(tmp_path, tiny_rec
   _assert_bitwise_equal(expected, _params(preempted))
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_kill_9_during_saves_leaves_a_restorable_checkpoint(tmp_path, tiny_records):
   workdir = tmp_path / "killed"
   # Save every step so the kill lands during (async) saves.

@@ -56,23 +56,28 @@ def test_boxes_follow_the_resize_and_the_centre_crop():
 
 
 def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
-  """The main object's colour fills its mapped box in the decoded, cropped frames."""
+  """The main object's colour is found in its mapped box in the decoded, cropped frames."""
   config = tiny_sync_config(tiny_records)
   folder = _world(tiny_records)
-  rows = localization.read_ground_truth(folder, "test")[:3]
+  # Solid shapes: thin rings and crosses lose their colour to chroma subsampling.
+  rows = [r for r in localization.read_ground_truth(folder, "test")
+          if r["objects"][0]["shape"] in ("disc", "square")][:3]
   data = localization.load_world_clips(folder, rows, localize.clip_spec(config), clips_per_video=1)
   assert data["video"].shape == (3, 8, 32, 32, 3) and data["video"].dtype == np.uint8
   assert data["waveform"].shape == (3, sync.input_shapes(config)["waveform"][0], 1)
-  for clip, row in zip(range(3), rows):
+  for clip, row in enumerate(rows):
     colour = np.asarray(row["objects"][0]["color"], np.float64)  # drawn on top of the others
-    x0, y0, x1, y1 = data["boxes"][clip][4][0]  # frame 4, object 0
-    frame = data["video"][clip, 4].astype(np.float64)
-    inside = frame[int(np.ceil(y0)):int(y1), int(np.ceil(x0)):int(x1)].reshape(-1, 3)
-    distance = np.linalg.norm(frame.reshape(-1, 3) - colour, axis=1)
-    near = np.linalg.norm(inside - colour, axis=1)
-    # The pixels closest to the object's colour lie in its box.
-    assert near.min() <= np.sort(distance)[0] + 1e-9
-    assert np.median(near) < np.median(distance)
+    # Frames away from its bounces: a flash whitens the object.
+    events = np.asarray(row["objects"][0]["event_times"] or [1e9])
+    calm = [f for f in range(8) if np.abs(f / 10.0 - events).min() > 0.25]
+    for f in calm[:2]:
+      x0, y0, x1, y1 = data["boxes"][clip][f][0]  # object 0
+      distance = np.linalg.norm(data["video"][clip, f].astype(np.float64) - colour, axis=-1)
+      row_index, col_index = np.unravel_index(np.argmin(distance), distance.shape)
+      # The pixel nearest the object's colour is in its box (give or take the
+      # pixel that H.264 and the resize blur it by).
+      assert x0 - 1 <= col_index + 0.5 <= x1 + 1 and y0 - 1 <= row_index + 0.5 <= y1 + 1
+      assert distance.min() < 80  # the object is in view, not just the least-bad pixel
 
 
 # ------------------------------------------------------------------ heatmaps

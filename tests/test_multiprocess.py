@@ -73,7 +73,7 @@ def _params(workdir):
   return sharding.to_host(state.params), int(state.step)
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_match_one_and_checkpoint_restores_in_one(tmp_path, tiny_records):
   multi, single = tmp_path / "2x2", tmp_path / "1x4"
   for code, out in launch(multi, tiny_records, 2, 2):
@@ -92,7 +92,7 @@ def test_two_processes_match_one_and_checkpoint_restores_in_one(tmp_path, tiny_r
   assert len([f for f in os.listdir(multi) if f.startswith("events.out")]) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_lost_host_makes_the_other_exit_with_an_error(tmp_path, tiny_records):
   """Killing one of 2 processes mid-run: the survivor exits (non-zero), no hang."""
   port = _free_port()

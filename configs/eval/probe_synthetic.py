@@ -26,6 +26,6 @@ def get_config(arg=None):
   for modality in ("audio", "vision"):
     c.evals[f"{modality}_probe"] = dict(
         type="linear_probe", modality=modality, source="records",
-        C=config_dict.placeholder(float),  # None: chosen from Cs by inner CV
-        Cs=(0.001, 0.01, 0.1, 1.0), random_init=True, random_seed=0)
+        C=0.01, Cs=(),  # Cs=(0.001, 0.01, 0.1): choose C by inner CV instead
+        random_init=True, random_seed=0)
   return c
