@@ -219,6 +219,30 @@ def run_evaluators(evaluators: dict, state: TrainState, step: int,
   return results
 
 
+def _input_skips(before: dict) -> dict:
+  """Corrupt records skipped so far by the input pipelines of all processes.
+
+  `pipeline.skip_counts()` per process (records read ahead of training
+  included), summed over processes; warns when the count grew since `before`.
+  """
+  from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+  counts = pipeline.skip_counts()
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    names = sorted(counts)
+    # float32 (JAX's default): exact for counts below 2**24, bytes to ~1e-7.
+    every = multihost_utils.process_allgather(np.array([counts[k] for k in names], np.float32))
+    counts = dict(zip(names, np.asarray(every).reshape(-1, len(names)).sum(0).tolist()))
+  counts = {k: float(v) for k, v in counts.items()}
+  grew = counts["skipped_records"] - before.get("skipped_records", 0.0)
+  if grew > 0:
+    logging.warning(
+        "Input: skipped %d more corrupt record(s), %d so far (%d bytes of damaged shards "
+        "unread); stderr names the shards. data.on_corrupt='fail' stops instead.",
+        grew, counts["skipped_records"], counts["unread_bytes"])
+  return counts
+
+
 def write_results(workdir: str, results: dict) -> None:
   """WORKDIR/results.json from process 0 only."""
   if jax.process_index() != 0:
@@ -290,6 +314,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   #### Loop.
   flops_per_step = None
   pending, t_log, step = [], time.time(), start_step
+  skips: dict = {}
   results: dict = {}
   last_good_step = start_step
   while step < config.total_steps:
@@ -320,7 +345,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         summary["gflops_per_sec"] = flops_per_step * len(host) / dt / 1e9
       summary["nonfinite_steps"] = float(sum(m["nonfinite"] > 0 for m in host))
       del summary["nonfinite"]
-      writer.write_scalars(step, {f"train/{k}": v for k, v in summary.items()})
+      skips = _input_skips(skips)
+      writer.write_scalars(step, {**{f"train/{k}": v for k, v in summary.items()},
+                                  **{f"data/{k}": v for k, v in skips.items()}})
       pending, t_log = [], time.time()
 
     if evaluators and (step % config.eval_every_steps == 0 or is_last):

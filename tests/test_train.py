@@ -144,12 +144,17 @@ def test_tiny_run_lowers_loss_and_beats_chance(tmp_path, tiny_records):
   config.log_every_steps = 50
   config.eval_every_steps = 300
   config.checkpoint.every_steps = 300
+  config.optimizer.schedule = "cosine"
+  config.optimizer.warmup_steps = 30
   config.evals.avc.num_examples = 256
   results = train.train_and_evaluate(config, str(tmp_path))
   losses = _logged(tmp_path, "train/loss")
   assert losses[-1] < losses[0] - 0.1, losses
-  # Held-out pairs, balanced: chance is 0.5.
-  assert results["avc/avc_accuracy"] > 0.65, results
+  # 256 held-out pairs, balanced: chance is 0.5 (std 0.031), so 0.62 is ~4
+  # standard deviations above it. Seeds 0-3 gave 0.70, 0.77, 0.66, 0.76 on
+  # the 36 training videos of this world (a constant learning rate overfits
+  # them: 0.54-0.60).
+  assert results["avc/avc_accuracy"] > 0.62, results
   assert 0.4 < results["avc/positive_fraction"] < 0.6
 
 

@@ -27,10 +27,16 @@ def make_feature_fn(fn: Callable, model, mesh):
 
 
 def _local_batches(data_config, split: str, local_batch: int, mode: str = "clips"):
+  """This host's padded batches, and an all-mask-0 batch of the same shapes.
+
+  The filler pads hosts with fewer batches than others (a host can even have
+  none: a small split shared record by record over many hosts).
+  """
   from avself.data import pipeline  # pylint: disable=g-import-not-at-top
   ds = pipeline.make_dataset(data_config, mode=mode, split=split, batch_size=local_batch,
                              train=False, seed=0)
-  return list(ds.as_numpy_iterator())
+  filler = {k: np.zeros(s.shape, s.dtype.as_numpy_dtype) for k, s in ds.element_spec.items()}
+  return list(ds.as_numpy_iterator()), filler
 
 
 def _agree_on_count(n: int) -> int:
@@ -52,14 +58,11 @@ def extract(feature_fn, variables, data_config, split: str, global_batch: int, m
   """Features of every window of `split`: `{name: [N, ...]}` plus label,
   video_index (made unique across hosts), window_start and any `keep_inputs`."""
   local_batch = sharding.local_batch_size(global_batch)
-  batches = _local_batches(data_config, split, local_batch)
+  batches, filler = _local_batches(data_config, split, local_batch)
   total = _agree_on_count(len(batches))
-  if not batches and total:
-    raise ValueError(f"host {jax.process_index()} has no {split!r} windows to pad from")
   out: dict = {}
   for i in range(total):
-    batch = batches[i] if i < len(batches) else {
-        k: np.zeros_like(v) for k, v in batches[-1].items()}  # all-mask-0 filler
+    batch = batches[i] if i < len(batches) else filler
     inputs = {k: v for k, v in batch.items() if k not in _META}
     feats = feature_fn(variables, sharding.to_global(inputs, mesh))
     keep = batch["mask"].astype(bool)

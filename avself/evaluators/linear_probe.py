@@ -21,11 +21,12 @@ Data (`eval_config.source`):
 
 Every probe also runs on a randomly initialised network of the same config
 (`train.random_init`), the paper's "ours random" row: `random_init_accuracy`.
-Its BatchNorm layers keep their initial running statistics (mean 0, var 1), so
-they only apply the initial scale 1 and offset 0, and its activations have an
-arbitrary scale; the trained net uses its checkpoint's statistics. Nothing is
-re-estimated for either: the per-dimension z-scoring removes scale and offset,
-which is all the running statistics could change in a linear probe.
+Its BatchNorm layers keep their initial running statistics (mean 0, var 1),
+so they pass activations through nearly unchanged and its features have an
+arbitrary scale; the trained net uses its checkpoint's statistics. Neither is
+re-estimated: at conv4_2 a per-channel scale and offset is exactly what the
+per-dimension z-scoring removes (earlier layers' statistics do change what
+passes their ReLUs, which is part of what "random" means here).
 """
 import functools
 import json
@@ -43,14 +44,12 @@ from avself import sharding
 from avself.evaluators import features as features_lib
 
 MODALITIES = ("audio", "vision")
+DEFAULT_C = 0.01  # see make_probe and docs/evaluation.md
 
 
 ################################################################################
 # The probe itself: NumPy features in, accuracy out.
 ################################################################################
-
-
-DEFAULT_C = 0.01
 
 
 def make_probe(C: float, seed: int = 0) -> pipeline.Pipeline:
@@ -171,11 +170,11 @@ _RANDOM_INIT: dict = {}
 
 
 def _network_key(config) -> str:
-  """The config less what cannot change the network: evaluators, records path."""
-  c = config.to_dict()
-  c.pop("evals", None)
-  c["data"].pop("path", None)
-  return json.dumps(c, sort_keys=True, default=str)
+  """What decides the random network: the task, the model config, the input shapes."""
+  from avself import train  # pylint: disable=g-import-not-at-top
+  inputs = {k: v.shape for k, v in train.get_task(config.task).dummy_batch(config, 1).items()}
+  return json.dumps({"task": config.task, "model": config.model.to_dict(), "inputs": inputs},
+                    sort_keys=True, default=str)
 
 
 def random_init_variables(config, seed: int, mesh) -> dict:
