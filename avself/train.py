@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from absl import logging
 from clu import metric_writers
@@ -135,16 +135,24 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task, model, t
   return new_state, metrics
 
 
-def compiled_flops(compiled) -> Optional[float]:
-  """FLOPs of one call from XLA's cost analysis, if the backend reports it."""
+def model_flops(fn: Callable, *args) -> Optional[float]:
+  """XLA's FLOP count of `fn(*args)`, traced afresh with plain conv gradients.
+
+  The count is taken before compilation and without running anything. On CPU
+  the VGG convs compute their kernel gradient in a loop over taps
+  (`models/layers.py`), and cost analyses count a loop's body once; tracing
+  with XLA's own conv gradient gives the full arithmetic of the step.
+  """
+  from avself.models import layers  # pylint: disable=g-import-not-at-top
   try:
-    cost = compiled.cost_analysis()
-  except Exception:  # Some backends do not implement it.
+    with layers.plain_conv_gradients():
+      # A new jit object: the trace must not come from (or go to) another cache entry.
+      cost = jax.jit(lambda *a: fn(*a)).trace(*args).lower().cost_analysis()
+  except Exception:  # pylint: disable=broad-except  # Some backends do not implement it.
     return None
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else {}
-  flops = (cost or {}).get("flops")
-  return float(flops) if flops and flops > 0 else None
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", 0.0))
+  return flops if flops > 0 else None
 
 
 ################################################################################
@@ -312,16 +320,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   stop.install()
 
   #### Loop.
-  flops_per_step = None
+  compiled_step, flops_per_step = None, None
   pending, t_log, step = [], time.time(), start_step
   skips: dict = {}
   results: dict = {}
   last_good_step = start_step
   while step < config.total_steps:
     batch = sharding.to_global(train_iter.next(), mesh)
-    if flops_per_step is None:
-      flops_per_step = compiled_flops(step_fn.lower(state, batch, step_rng).compile()) or 0.0
-    state, metrics = step_fn(state, batch, step_rng)
+    if compiled_step is None:
+      # Compiled once, ahead of time: the cost analysis (FLOPs) and the
+      # executable every step runs are the same (jit's own cache would
+      # compile a second time).
+      compiled_step = step_fn.lower(state, batch, step_rng).compile()
+      flops_per_step = model_flops(
+          functools.partial(train_step, task=task, model=model, tx=tx,
+                            skip_nonfinite=config.get("skip_nonfinite", False)),
+          state, batch, step_rng) or 0.0
+    state, metrics = compiled_step(state, batch, step_rng)
     step += 1
     pending.append(metrics)
     progress(step)

@@ -66,10 +66,12 @@ def run_one(batch_size: int, steps: int, dtype: str, width: float) -> dict:
                  out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
                  donate_argnums=(0,))
   key = jax.random.key(1)
+  flops = train.model_flops(
+      functools.partial(train.train_step, task=avc, model=model, tx=tx, skip_nonfinite=False),
+      state, batch, key)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, key).compile()
   compile_s = time.perf_counter() - t0
-  flops = train.compiled_flops(compiled)
   mem = compiled.memory_analysis()
   temp_bytes = getattr(mem, "temp_size_in_bytes", None) if mem is not None else None
   state, metrics = compiled(state, batch, key)  # Warm-up.

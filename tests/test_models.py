@@ -280,3 +280,14 @@ def test_width_rounding():
     assert [layers.scaled(f, 0.125) for f in vgg.BLOCK_FILTERS] == [8, 16, 32, 64]
     assert layers.scaled(64, 0.001) == 1
 
+
+
+def test_avenet_starts_with_matched_meaning_close():
+    # From a free init fc3 learned "matched = far" on the synthetic world,
+    # which turned cosine retrieval upside down; it starts the right way round.
+    _, variables = _init(avenet.AVENet)
+    fc3 = variables["params"]["fc3"]
+    margin = lambda d: float(d * (fc3["kernel"][0, 1] - fc3["kernel"][0, 0])
+                             + fc3["bias"][1] - fc3["bias"][0])
+    assert margin(0.5) > 0 > margin(1.9)
+    assert abs(margin(np.sqrt(2.0))) < 1e-5

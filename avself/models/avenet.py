@@ -33,6 +33,22 @@ def _embed(trunk: nn.Module, head: nn.Module, x: jnp.ndarray,
     return {**out, "embedding": embedding}
 
 
+def _distance_kernel_init(key, shape, dtype=jnp.float32):
+    """fc3's kernel [1, C]: +1 for 'mismatched' (class 0), -1 for 'matched' (class 1)."""
+    del key
+    if shape[-1] != 2:
+        return jnp.zeros(shape, dtype)
+    return jnp.array([[1.0, -1.0]], dtype).reshape(shape)
+
+
+def _distance_bias_init(key, shape, dtype=jnp.float32):
+    """fc3's bias: the two logits tie at distance sqrt(2)."""
+    del key
+    if shape[-1] != 2:
+        return jnp.zeros(shape, dtype)
+    return jnp.array([-1.0, 1.0], dtype) * jnp.sqrt(2.0).astype(dtype)
+
+
 class AVENet(nn.Module):
     """Audio-visual embedding net: two trunks, two embedding heads, distance -> 2-way logits.
 
@@ -55,8 +71,14 @@ class AVENet(nn.Module):
         self.audio_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
         self.vision_embed = MLPHead(self.embed_hidden, self.embed_dim, dtype=self.dtype)
         self.audio_embed = MLPHead(self.embed_hidden, self.embed_dim, dtype=self.dtype)
-        # The paper's "fc3 1 -> 2": logits = w * d + b, kept in float32.
-        self.fc3 = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32)
+        # The paper's "fc3 1 -> 2": logits = w * d + b, kept in float32. Nothing
+        # in it says which way round: from a random init it can learn
+        # "matched = far" (it did on the synthetic world: retrieval by cosine
+        # then ranked same-class items below chance). It starts as "matched =
+        # closer than sqrt(2)" (the distance of random unit vectors), so the
+        # embedding distance is the similarity retrieval uses.
+        self.fc3 = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32,
+                            kernel_init=_distance_kernel_init, bias_init=_distance_bias_init)
 
     def __call__(self, image: jnp.ndarray, spectrogram: jnp.ndarray,
                  train: bool) -> dict[str, Any]:

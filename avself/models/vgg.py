@@ -16,7 +16,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from avself.models.layers import BN_EPSILON, BN_MOMENTUM, global_max_pool, scaled
+from avself.models.layers import (BN_EPSILON, BN_MOMENTUM, conv_general_dilated,
+                                  global_max_pool, scaled)
 
 Dtype = Any
 
@@ -54,6 +55,7 @@ class VGGTrunk(nn.Module):
                 x = nn.Conv(scaled(filters, self.width), (3, 3), padding="SAME",
                             use_bias=False, dtype=self.dtype,
                             param_dtype=jnp.float32,
+                            conv_general_dilated=conv_general_dilated,
                             name=f"conv{block}_{layer}")(x)
                 x = nn.BatchNorm(use_running_average=not train,
                                  momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
