@@ -105,9 +105,9 @@ class MLPHead(nn.Module):
 # ~10x slower than the forward pass (benchmarks/train_throughput.py: 9.1 s vs
 # 0.7 s for the 64->64 conv at 224x224, batch 16). Written as kh * kw matrix
 # products of shifted inputs with the output gradient (unrolled: 2.2 s; in a
-# loop, to keep one shifted copy alive), full-size L3 trains 2.5x faster. GPUs and TPUs have good kernels for
-# the plain gradient, so this is used on CPU only unless asked for
-# (AVSELF_CONV_WGRAD=taps|xla|auto).
+# loop, to keep one shifted copy alive), full-size L3 trains 2.5x faster.
+# GPUs and TPUs have good kernels for the plain gradient, so this is used on
+# CPU only unless asked for (AVSELF_CONV_WGRAD=taps|xla|auto).
 
 def _conv_nhwc(x, w, pads, precision=None):
     return jax.lax.conv_general_dilated(
