@@ -142,6 +142,10 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.offscreen_prob = 0.3
   s.test_fraction = 0.2
   s.max_objects = 3  # Visible objects per clip: 1..max_objects.
+  s.silent_prob = 0.0  # Chance that a visible object other than the main one is mute.
+  s.hum_level = 0.2  # Continuous hum relative to a bounce's burst.
+  s.pitch_spread = 0.0  # Octaves over which a source's pitch varies around its class's.
+  s.background_noise = 0.0  # Most off-screen noise (RMS, relative to a burst's peak).
   s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).

@@ -258,3 +258,63 @@ def test_cli_skips_a_complete_folder_and_redoes_a_changed_one(tmp_path,
   assert not video.exists()  # the stale clip went with the old world
   with open(tmp_path / 'labels.csv') as f:
     assert len(f.readlines()) == 2
+
+
+def test_pitch_spread_moves_each_source_within_its_range():
+  options = dict(size=32, duration=1.0, sample_rate=16000, pitch_spread=2.0,
+                 offscreen_prob=0.5)
+  classes = synthetic.class_table(10)
+  moves = []
+  for index in range(12):
+    _, _, truth, stems = synthetic.render_clip(index, SEED, options)
+    _, _, plain, _ = synthetic.render_clip(index, SEED,
+                                           dict(options, pitch_spread=0.0))
+    for obj, before in zip(truth['objects'], plain['objects']):
+      octaves = np.log2(obj['fundamental_hz'] / before['fundamental_hz'])
+      assert -1.0 - 1e-6 <= octaves <= 1.0 + 1e-6
+      assert obj['fundamental_hz'] < 0.45 * 16000  # never aliased
+      moves.append(octaves)
+      # The class's own pitch, before detuning, is where pitch_spread=0 puts it.
+      base = classes[obj['class_index']].fundamental_hz
+      assert abs(np.log(before['fundamental_hz'] / base)) < 0.016
+    sound = stems['object_0']  # its spectral peak follows the moved pitch
+    spectrum = np.abs(np.fft.rfft(sound * np.hanning(len(sound))))
+    peak = np.fft.rfftfreq(len(sound), 1 / 16000)[spectrum.argmax()]
+    assert abs(np.log(peak / truth['objects'][0]['fundamental_hz'])) < 0.08
+  assert np.std(moves) > 0.3  # uniform over 2 octaves: std 0.58
+
+
+def test_background_noise_is_off_screen_and_leaves_the_sources_alone():
+  options = dict(size=32, duration=1.0, sample_rate=16000, offscreen_prob=0.0)
+  levels = []
+  for index in range(6):
+    _, audio, truth, stems = synthetic.render_clip(
+        index, SEED, dict(options, background_noise=0.5))
+    _, _, plain, plain_stems = synthetic.render_clip(index, SEED, options)
+    assert truth['offscreen'] is None and plain['offscreen'] is None
+    np.testing.assert_allclose(stems['on_screen'] / truth['gain'],
+                               plain_stems['on_screen'] / plain['gain'],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(audio, stems['on_screen'] + stems['off_screen'])
+    levels.append(np.sqrt(np.mean((stems['off_screen'] / truth['gain'])**2)))
+    assert not plain_stems['off_screen'].any()
+  levels = np.array(levels)
+  assert (levels <= 0.5 + 1e-6).all() and levels.max() > 0.1
+  assert len(np.unique(np.round(levels, 4))) == len(levels)  # drawn per clip
+
+
+def test_hum_level_sets_the_sound_between_bursts():
+  options = dict(size=32, duration=2.0, sample_rate=16000, offscreen_prob=0.0,
+                 max_objects=1)
+  for index in range(4):
+    quiet = []
+    for hum in (0.0, 0.2):
+      _, _, truth, stems = synthetic.render_clip(index, SEED,
+                                                 dict(options, hum_level=hum))
+      loud = _loudness(stems['object_0'] / truth['gain'], 16000)
+      times = (np.arange(len(loud)) + 0.5) * 0.01
+      events = np.array(truth['objects'][0]['event_times'] or [-10.0])
+      far = np.abs(times[:, None] - events[None]).min(axis=1) > 0.6
+      quiet.append(loud[far].mean() if far.any() else None)
+    if quiet[0] is not None:
+      assert quiet[0] < 1e-4 and quiet[1] > 0.05, (index, quiet)

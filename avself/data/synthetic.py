@@ -9,6 +9,13 @@ correspondence) while the loudness peaks mark the bounces (Multisensory sync).
 Some clips add an off-screen source, heard but never seen (separation). Every
 task in avself can be tested on it with ground truth and no downloads.
 
+Options make it harder where a task needs it (all off by default, and the
+default world is unchanged by them): `pitch_spread` moves each source's pitch
+by up to +-pitch_spread / 2 octaves, so that a class is told by its timbre and
+pitch region rather than one pitch; `background_noise` adds off-screen noise
+of random level and spectral tilt; `hum_level` sets the hum under the bursts;
+`silent_prob` mutes visible objects other than the main one.
+
 Run:
   python -m avself.data.synthetic --output=/tmp/synth --num_videos=200 --seed=0
 
@@ -65,7 +72,6 @@ _HUE_NAMES = ('red', 'orange', 'yellow', 'lime', 'green', 'spring', 'cyan',
 _LOWEST_HZ, _HIGHEST_HZ = 200.0, 4000.0
 _FLASH_GROW = 0.2  # a flashing object is 20% larger ...
 _FLASH_WHITEN = 0.6  # ... and 60% of the way to white.
-_HUM_LEVEL = 0.2  # continuous hum relative to a bounce burst's peak
 _MIX_PEAK = 0.8  # the mix is scaled to this peak, leaving AAC headroom
 _TABLE = 4096  # wavetable length, a power of 2
 
@@ -83,6 +89,16 @@ class WorldOptions:
   test_fraction: float = 0.2
   max_objects: int = 3
   silent_prob: float = 0.0  # chance that a non-main visible object is mute
+  # Loudness of the continuous hum relative to a bounce burst's peak.
+  hum_level: float = 0.2
+  # Each source's pitch is its class's moved by up to +-pitch_spread / 2
+  # octaves (uniform in log frequency): the class is then told by timbre and
+  # pitch region, not by one pitch, as real sound classes vary in pitch.
+  pitch_spread: float = 0.0
+  # Off-screen background noise: each clip draws a level uniformly in
+  # [0, background_noise] (RMS relative to a burst's peak) and a random
+  # spectral tilt; it is part of the off_screen stem. 0 = none.
+  background_noise: float = 0.0
 
   @property
   def num_frames(self):
@@ -243,6 +259,19 @@ def _sample_scene(rng, options, index):
   return objects, offscreen
 
 
+def _transpose(rng, options, objects, offscreen):
+  """Sets each source's transposition in octaves (`pitch_spread`), in place."""
+  sources = objects + ([offscreen] if offscreen is not None else [])
+  ceiling = 0.45 * options.sample_rate  # as _class_wave's harmonics
+  for spec in sources:
+    octaves = 0.0
+    if options.pitch_spread > 0:
+      octaves = rng.uniform(-0.5, 0.5) * options.pitch_spread
+      top = math.log2(ceiling / (spec['cls'].fundamental_hz * (1 + spec['detune'])))
+      octaves = min(octaves, top)  # never above Nyquist: it would alias
+    spec['octaves'] = octaves
+
+
 def _centres(obj, times):
   """Object centre at `times`: ([N] x, [N] y) in pixels."""
   x = _bounce(*obj['x_lim'], obj['start'][0], obj['velocity'][0], times)
@@ -394,9 +423,9 @@ def _class_wave(cls, f0, num_samples, sample_rate, rng):
   return wave * np.float32(0.7071 / max(np.sqrt(np.mean(wave**2)), 1e-8))
 
 
-def _envelope(events, num_samples, sample_rate):
+def _envelope(events, num_samples, sample_rate, hum_level):
   """Loudness: a hum plus a 3 ms attack / 80 ms decay burst per event. [S]."""
-  env = np.full(num_samples, _HUM_LEVEL, np.float32)
+  env = np.full(num_samples, hum_level, np.float32)
   tail = np.arange(int(0.6 * sample_rate)) / sample_rate
   burst = ((1 - np.exp(-tail / 0.003)) * np.exp(-tail / 0.08)).astype(
       np.float32)
@@ -413,16 +442,35 @@ def _pan(mono, position):
   return np.stack([mono * np.cos(angle), mono * np.sin(angle)], axis=-1)
 
 
-def _render_audio(rng, options, objects, offscreen):
+def _fundamental(spec):
+  """A source's pitch: its class's, detuned and transposed, below Nyquist."""
+  return spec['cls'].fundamental_hz * (1 + spec['detune']) * 2.0**spec['octaves']
+
+
+def _background_noise(rng, options):
+  """Noise [S] with a random tilt (-6..+3 dB/octave) and level, or None."""
+  if options.background_noise <= 0:
+    return None
+  n, sr = options.num_samples, options.sample_rate
+  spectrum = rng.normal(size=n // 2 + 1) + 1j * rng.normal(size=n // 2 + 1)
+  freqs = np.maximum(np.fft.rfftfreq(n, 1 / sr), 50.0)
+  tilt = rng.uniform(-6, 3) / 6.02  # amplitude exponent per octave
+  spectrum *= (freqs / 1000.0)**tilt
+  noise = np.fft.irfft(spectrum, n).astype(np.float32)
+  noise /= max(float(np.sqrt(np.mean(noise**2))), 1e-8)
+  level = rng.uniform(0, options.background_noise)
+  return np.float32(level) * noise
+
+
+def _render_audio(rng, options, objects, offscreen, noise=None):
   """Stems at the mix's gain: dict of float32 [S] or [S, C], and that gain."""
   sr, n = options.sample_rate, options.num_samples
   stems = {}
 
   def source(spec):
-    cls = spec['cls']
-    f0 = cls.fundamental_hz * (1 + spec['detune'])
-    wave = _class_wave(cls, f0, n, sr, rng)
-    return np.float32(spec['gain']) * _envelope(spec['events'], n, sr) * wave
+    wave = _class_wave(spec['cls'], _fundamental(spec), n, sr, rng)
+    envelope = _envelope(spec['events'], n, sr, options.hum_level)
+    return np.float32(spec['gain']) * envelope * wave
 
   for i, obj in enumerate(objects):
     sound = source(obj) if obj['sounding'] else np.zeros(n, np.float32)
@@ -437,6 +485,8 @@ def _render_audio(rng, options, objects, offscreen):
     off = source(offscreen)
     if options.channels == 2:
       off = _pan(off, offscreen['pan'])
+  if noise is not None:  # diffuse: the same in both channels
+    off = off + (noise if options.channels == 1 else noise[:, None])
   on = sum(stems[f'object_{i}'] for i in range(len(objects)))
   peak = float(np.abs(on + off).max())
   gain = _MIX_PEAK / peak if peak > 0 else 1.0
@@ -456,14 +506,19 @@ def render_clip(index, seed, options=None):
   off_screen). Depends only on (index, seed, options).
   """
   options = as_options(options)
-  scene_seq, video_seq, audio_seq = np.random.SeedSequence(
-      [seed, index]).spawn(3)
+  # A 4th stream for options added later, so that the first three (and so
+  # the world at default options) stay as they were.
+  scene_seq, video_seq, audio_seq, extra_seq = np.random.SeedSequence(
+      [seed, index]).spawn(4)
   objects, offscreen = _sample_scene(np.random.default_rng(scene_seq),
                                      options, index)
+  extra_rng = np.random.default_rng(extra_seq)
+  _transpose(extra_rng, options, objects, offscreen)
+  noise = _background_noise(extra_rng, options)
   frames, boxes = _render_frames(np.random.default_rng(video_seq), options,
                                  objects)
   stems, gain = _render_audio(np.random.default_rng(audio_seq), options,
-                              objects, offscreen)
+                              objects, offscreen, noise)
   audio = stems['on_screen'] + stems['off_screen']
   name = clip_name(index)
   main = objects[0]['cls']
@@ -478,7 +533,7 @@ def render_clip(index, seed, options=None):
           class_index=o['cls'].index, class_name=o['cls'].name,
           shape=o['cls'].shape, color=list(o['cls'].color),
           timbre=o['cls'].timbre,
-          fundamental_hz=round(o['cls'].fundamental_hz * (1 + o['detune']), 3),
+          fundamental_hz=round(_fundamental(o), 3),
           sounding=o['sounding'], stem=f'object_{i}',
           event_times=[round(t, 5) for t in o['events']],
           boxes=np.round(b, 2).tolist()) for i, (o, b) in enumerate(
@@ -486,8 +541,7 @@ def render_clip(index, seed, options=None):
       offscreen=None if offscreen is None else dict(
           class_index=offscreen['cls'].index,
           class_name=offscreen['cls'].name, timbre=offscreen['cls'].timbre,
-          fundamental_hz=round(
-              offscreen['cls'].fundamental_hz * (1 + offscreen['detune']), 3),
+          fundamental_hz=round(_fundamental(offscreen), 3),
           event_times=[round(t, 5) for t in offscreen['events']]))
   return frames, audio, truth, stems
 

@@ -4,6 +4,7 @@ Runs the same two commands a user would (`avself.data.synthetic`, then
 `avself.data.prepare`), so the demo exercises the real ingest path: mp4
 files with H.264 video and AAC audio, decoded by PyAV into TFRecords.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -47,13 +48,13 @@ def _build(s, data_config, videos_dir, records_dir) -> None:
   from avself.data import prepare  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
   workers = s.workers or os.cpu_count() or 1
+  # Every WorldOptions field the config sets (older configs lack the newer ones).
+  options = {f.name: s[f.name] for f in dataclasses.fields(synthetic.WorldOptions)
+             if f.name in s}
+  options.update(fps=int(s.fps), channels=data_config.get("channels", 1))
   summary = synthetic.generate(
-      videos_dir, s.num_videos, s.seed, workers=workers,
-      num_classes=s.num_classes, size=s.size, fps=int(s.fps), duration=s.duration,
-      offscreen_prob=s.offscreen_prob, test_fraction=s.test_fraction,
-      sample_rate=s.sample_rate, write_stems=s.write_stems,
-      max_objects=s.get("max_objects", 3),
-      channels=data_config.get("channels", 1))
+      videos_dir, s.num_videos, s.seed, workers=workers, write_stems=s.write_stems,
+      **options)
   logging.info("Synthetic world in %s (%s)", videos_dir,
                "cached" if summary.get("cached") else "generated")
   manifest = prepare.prepare(
