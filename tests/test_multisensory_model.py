@@ -342,3 +342,26 @@ def test_pit_loss_is_invariant_to_swapping_predictions():
                                unet.pit_l1_loss(on, off, t_on, t_off), rtol=1e-6)
     assert not np.isclose(float(unet.l1_loss(off, on, t_on, t_off)),
                           float(unet.l1_loss(on, off, t_on, t_off)))
+
+
+# ---------------------------------------------------------------- 3D conv by time taps
+
+@pytest.mark.parametrize("shape,kernel,strides", [
+    ((2, 16, 32, 32, 3), (5, 7, 7), (2, 2, 2)),  # conv1
+    ((2, 7, 9, 9, 4), (3, 3, 3), (1, 1, 1)),  # odd sizes, stride 1
+    ((2, 7, 9, 9, 4), (3, 3, 3), (2, 2, 2)),
+    ((2, 5, 6, 6, 4), (1, 1, 1), (2, 2, 2)),  # strided shortcut
+    ((2, 4, 4, 4, 4), (3, 3, 3), (1, 2, 2)),  # conv5_1
+])
+def test_conv3d_by_time_taps_equals_lax_3d_conv_and_nn_conv_init(shape, kernel, strides):
+    """Same parameter (name, shape, init) as nn.Conv, same outputs and kernel gradient."""
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.key(0), shape)
+    ref = nn.Conv(6, kernel, strides=strides, padding="SAME", use_bias=False)
+    new = ms.Conv3D(6, kernel, strides)
+    v_ref, v_new = ref.init(jax.random.key(3), x), new.init(jax.random.key(3), x)
+    np.testing.assert_array_equal(v_ref["params"]["kernel"], v_new["params"]["kernel"])
+    np.testing.assert_allclose(new.apply(v_ref, x), ref.apply(v_ref, x), atol=1e-5)
+    g_ref = jax.grad(lambda v: jnp.sum(ref.apply(v, x) ** 2))(v_ref)["params"]["kernel"]
+    g_new = jax.grad(lambda v: jnp.sum(new.apply(v, x) ** 2))(v_ref)["params"]["kernel"]
+    np.testing.assert_allclose(g_new, g_ref, rtol=1e-4, atol=1e-4 * float(jnp.abs(g_ref).max()))
