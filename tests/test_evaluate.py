@@ -79,6 +79,25 @@ def test_cross_validation_tests_every_clip_once_by_fold():
   assert result["accuracy"] == pytest.approx(np.mean(result["fold_accuracies"]))
 
 
+def test_labelled_subset_keeps_whole_clips_per_class_reproducibly():
+  rng = np.random.default_rng(3)
+  centres = 3.0 * rng.standard_normal((4, 16))
+  data = _clips(rng, centres, 60, 3)
+  subset = linear_probe.labelled_subset(data, 2, seed=5)
+  labels = linear_probe.clip_labels(subset["label"], subset["video_index"])
+  np.testing.assert_array_equal(np.bincount(labels, minlength=4), [2, 2, 2, 2])
+  assert len(subset["label"]) == 8 * 3  # every window of each chosen clip
+  again = linear_probe.labelled_subset(data, 2, seed=5)
+  np.testing.assert_array_equal(subset["video_index"], again["video_index"])
+  other = linear_probe.labelled_subset(data, 2, seed=6)
+  assert set(other["video_index"]) != set(subset["video_index"])
+  # A class with fewer clips than asked keeps all of them.
+  assert len(linear_probe.labelled_subset(data, 1000)["label"]) == len(data["label"])
+  result = linear_probe.probe_accuracy(data, _clips(rng, centres, 40, 3), C=1.0,
+                                       clips_per_class=2)
+  assert result["num_train_clips"] == 8 and result["accuracy"] >= 0.9
+
+
 # ### The TFDS path on a fake ESC-50 #########################################
 
 def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):

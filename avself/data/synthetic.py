@@ -13,7 +13,7 @@ Options make it harder where a task needs it (all off by default, and the
 default world is unchanged by them): `pitch_spread` moves each source's pitch
 by up to +-pitch_spread / 2 octaves, so that a class is told by its timbre and
 pitch region rather than one pitch; `background_noise` adds off-screen noise
-of random level and spectral tilt; `hum_level` sets the hum under the bursts;
+whose level and colour wander within the clip; `hum_level` sets the hum under the bursts;
 `silent_prob` mutes visible objects other than the main one.
 
 Run:
@@ -95,9 +95,9 @@ class WorldOptions:
   # octaves (uniform in log frequency): the class is then told by timbre and
   # pitch region, not by one pitch, as real sound classes vary in pitch.
   pitch_spread: float = 0.0
-  # Off-screen background noise: each clip draws a level uniformly in
-  # [0, background_noise] (RMS relative to a burst's peak) and a random
-  # spectral tilt; it is part of the off_screen stem. 0 = none.
+  # Off-screen background noise, part of the off_screen stem: a dark and a
+  # bright noise whose loudness (RMS, relative to a burst's peak, uniform in
+  # [0, background_noise]) is drawn afresh every 0.5 s. 0 = none.
   background_noise: float = 0.0
 
   @property
@@ -448,18 +448,28 @@ def _fundamental(spec):
 
 
 def _background_noise(rng, options):
-  """Noise [S] with a random tilt (-6..+3 dB/octave) and level, or None."""
+  """Off-screen noise [S] whose level and colour wander, or None.
+
+  Two noises, one dark (-6 dB/octave) and one bright (+3 dB/octave), each
+  with its own loudness drawn afresh every 0.5 s (uniform in [0,
+  background_noise] RMS, linearly interpolated), so the noise changes within
+  a clip and tells nothing about which clip it is in.
+  """
   if options.background_noise <= 0:
     return None
   n, sr = options.num_samples, options.sample_rate
-  spectrum = rng.normal(size=n // 2 + 1) + 1j * rng.normal(size=n // 2 + 1)
-  freqs = np.maximum(np.fft.rfftfreq(n, 1 / sr), 50.0)
-  tilt = rng.uniform(-6, 3) / 6.02  # amplitude exponent per octave
-  spectrum *= (freqs / 1000.0)**tilt
-  noise = np.fft.irfft(spectrum, n).astype(np.float32)
-  noise /= max(float(np.sqrt(np.mean(noise**2))), 1e-8)
-  level = rng.uniform(0, options.background_noise)
-  return np.float32(level) * noise
+  freqs = np.maximum(np.fft.rfftfreq(n, 1 / sr), 50.0) / 1000.0
+  knots = np.arange(int(math.ceil(options.duration / 0.5)) + 1) * 0.5
+  times = np.arange(n) / sr
+  noise = np.zeros(n, np.float32)
+  for tilt_db in (-6.0, 3.0):
+    spectrum = rng.normal(size=freqs.size) + 1j * rng.normal(size=freqs.size)
+    colored = np.fft.irfft(spectrum * freqs**(tilt_db / 6.02), n)
+    colored /= max(float(np.sqrt(np.mean(colored**2))), 1e-8)
+    level = np.interp(times, knots,
+                      rng.uniform(0, options.background_noise, knots.size))
+    noise += (level * colored).astype(np.float32)
+  return noise
 
 
 def _render_audio(rng, options, objects, offscreen, noise=None):
