@@ -23,7 +23,7 @@ import csv
 import dataclasses
 import os
 import re
-from typing import Iterator, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from absl import logging
 import numpy as np
