@@ -23,7 +23,8 @@ Layout of the output folder (NAME = clip_00012, zero-padded to 5 digits):
   videos/NAME.mp4      H.264 (yuv420p) + AAC, size x size, fps, sample_rate
   stems/NAME.npz       float32 [S] (mono) or [S, C]: on_screen, off_screen,
                        object_0, object_1, ...; on_screen + off_screen == the
-                       audio given to the AAC encoder (exact, before coding)
+                       audio given to the AAC encoder (exact, before coding);
+                       off_screen holds the off-screen source and any noise
   labels.csv           file,label,split (file relative to the folder)
   ground_truth.jsonl   one JSON object per clip, in clip order:
       file, stems, index, label, label_index, split, seed, fps, sample_rate,
@@ -264,12 +265,11 @@ def _transpose(rng, options, objects, offscreen):
   sources = objects + ([offscreen] if offscreen is not None else [])
   ceiling = 0.45 * options.sample_rate  # as _class_wave's harmonics
   for spec in sources:
-    octaves = 0.0
+    spec['octaves'] = 0.0
     if options.pitch_spread > 0:
       octaves = rng.uniform(-0.5, 0.5) * options.pitch_spread
-      top = math.log2(ceiling / (spec['cls'].fundamental_hz * (1 + spec['detune'])))
-      octaves = min(octaves, top)  # never above Nyquist: it would alias
-    spec['octaves'] = octaves
+      top = math.log2(ceiling / _fundamental(spec))  # never above Nyquist:
+      spec['octaves'] = min(octaves, top)  # it would alias
 
 
 def _centres(obj, times):

@@ -73,13 +73,6 @@ def _conv(features: int, kernel: tuple[int, ...], strides: tuple[int, ...],
                    dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
-def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """XLA's 'SAME' padding of one axis: (low, high)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 def conv3d_by_time_taps(x: jnp.ndarray, kernel: jnp.ndarray,
                         strides: tuple[int, int, int]) -> jnp.ndarray:
     """'SAME' 3D conv [B, T, H, W, Ci] * [kt, kh, kw, Ci, Co] as one 2D conv.
@@ -95,14 +88,14 @@ def conv3d_by_time_taps(x: jnp.ndarray, kernel: jnp.ndarray,
     b, t, h, w, ci = x.shape
     kt, kh, kw, _, co = kernel.shape
     st, sh, sw = strides
-    lo, hi = _same_pads(t, kt, st)
+    (lo, hi), pad_h, pad_w = jax.lax.padtype_to_pads((t, h, w), (kt, kh, kw), strides, "SAME")
     t_out = -(-t // st)
     xp = jnp.pad(x, ((0, 0), (lo, hi), (0, 0), (0, 0), (0, 0)))
     taps = [xp[:, d:d + st * (t_out - 1) + 1:st] for d in range(kt)]  # kt x [B, T', H, W, Ci]
     stacked = taps[0] if kt == 1 else jnp.concatenate(taps, axis=-1)
     stacked = stacked.reshape(b * t_out, h, w, kt * ci)
     w2 = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * ci, co)
-    pads = (_same_pads(h, kh, sh), _same_pads(w, kw, sw))
+    pads = (tuple(pad_h), tuple(pad_w))
     dn = jax.lax.conv_dimension_numbers(stacked.shape, w2.shape, ("NHWC", "HWIO", "NHWC"))
     y = layers.conv_general_dilated(stacked, w2, (sh, sw), pads, dimension_numbers=dn)
     return y.reshape(b, t_out, *y.shape[1:])
