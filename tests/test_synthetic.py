@@ -321,3 +321,12 @@ def test_hum_level_sets_the_sound_between_bursts():
       quiet.append(loud[far].mean() if far.any() else None)
     if quiet[0] is not None:
       assert quiet[0] < 1e-4 and quiet[1] > 0.05, (index, quiet)
+
+
+@pytest.mark.parametrize('bad', [dict(pitch_spread=-1.0), dict(background_noise=-0.1),
+                                 dict(hum_level=-0.2), dict(silent_prob=1.5),
+                                 dict(offscreen_prob=-0.1)])
+def test_bad_world_options_are_refused_by_name(bad):
+  name = next(iter(bad))
+  with pytest.raises(ValueError, match=name):
+    synthetic.as_options(**bad)

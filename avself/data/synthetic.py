@@ -132,6 +132,12 @@ def as_options(options=None, **overrides):
     raise ValueError(f'size must be even and >= 16 (yuv420p): {options.size}')
   if options.channels not in (1, 2):
     raise ValueError(f'channels must be 1 or 2: {options.channels}')
+  for name in ('pitch_spread', 'background_noise', 'hum_level'):
+    if getattr(options, name) < 0:
+      raise ValueError(f'{name} must be >= 0: {getattr(options, name)}')
+  for name in ('silent_prob', 'offscreen_prob'):
+    if not 0 <= getattr(options, name) <= 1:
+      raise ValueError(f'{name} must be in [0, 1]: {getattr(options, name)}')
   return options
 
 
