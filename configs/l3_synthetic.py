@@ -5,6 +5,14 @@ Builds the synthetic world (cached), prepares records through the same
 held-out AVC accuracy (chance is 0.5):
 
   python -m avself.main --config=configs/l3_synthetic.py --workdir=/tmp/l3_synthetic
+
+The world is set so that a linear probe tells learned features from random
+ones (configs/eval/probe_synthetic.py, docs/evaluation.md): in the default
+world each class is one pitch, which a random network's features already
+read off. Here a source's pitch moves by up to +-0.75 octave, quiet
+off-screen noise wanders in level, the main object is the only one heard
+(a second visible object is silent) and there is no off-screen source, so
+a clip's sound names its class; 1500 videos, because fewer overfit.
 """
 from avself import config_lib
 
@@ -14,7 +22,7 @@ def get_config(arg=None):
   del arg
   c = config_lib.base_config()
   c.batch_size = 64
-  c.total_steps = 800
+  c.total_steps = 1400
   c.log_every_steps = 50
   c.eval_every_steps = 200
   c.checkpoint.every_steps = 200
@@ -26,7 +34,12 @@ def get_config(arg=None):
 
   d = c.data
   d.synthetic = config_lib.synthetic_world_config()
+  d.synthetic.num_videos = 1500
   d.synthetic.max_objects = 2  # 1-2 visible objects per clip (the world allows 3).
+  d.synthetic.silent_prob = 1.0  # only the main object sounds
+  d.synthetic.offscreen_prob = 0.0
+  d.synthetic.pitch_spread = 1.5  # octaves: a class is its timbre and pitch region
+  d.synthetic.background_noise = 0.2
   d.synthetic.shorter_side = 56
   d.sample_rate = 16000
   d.image_size = 48

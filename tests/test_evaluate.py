@@ -98,6 +98,22 @@ def test_labelled_subset_keeps_whole_clips_per_class_reproducibly():
   assert result["num_train_clips"] == 8 and result["accuracy"] >= 0.9
 
 
+def test_episodes_average_probes_over_draws_of_the_labelled_clips():
+  rng = np.random.default_rng(4)
+  centres = 1.0 * rng.standard_normal((4, 16))  # close classes: draws matter
+  train, test = _clips(rng, centres, 80, 3, noise=1.5), _clips(rng, centres, 40, 3, noise=1.5)
+  result = linear_probe.episodes_accuracy(train, test, episodes=4, clips_per_class=1, C=1.0)
+  singles = [linear_probe.probe_accuracy(train, test, C=1.0, seed=s, clips_per_class=1)["accuracy"]
+             for s in range(4)]
+  assert result["episode_accuracies"] == singles
+  assert result["accuracy"] == pytest.approx(np.mean(singles))
+  assert result["accuracy_std"] == pytest.approx(np.std(singles))
+  assert result["num_episodes"] == 4 and result["num_train_clips"] == 4
+  assert len(set(singles)) > 1  # the draws differ, so the mean is worth having
+  with pytest.raises(ValueError, match="episodes"):
+    linear_probe.episodes_accuracy(train, test, episodes=2, clips_per_class=0)
+
+
 # ### The TFDS path on a fake ESC-50 #########################################
 
 def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):

@@ -137,6 +137,26 @@ def _rows(data: dict, keep: np.ndarray) -> dict:
   return {k: v[keep] for k, v in data.items()}
 
 
+def episodes_accuracy(train: dict, test: dict, *, episodes: int, clips_per_class: int,
+                      seed: int = 0, **probe_kwargs) -> dict:
+  """Mean accuracy over `episodes` draws (seeds seed, seed + 1, ...) of the labelled clips.
+
+  Few labelled clips per class make one draw's accuracy depend on which clips
+  were drawn; the mean over draws (each scored on all of `test`) does not, and
+  `accuracy_std` says how much one draw varies.
+  """
+  if episodes < 1 or clips_per_class < 1:
+    raise ValueError(f"episodes ({episodes}) and clips_per_class ({clips_per_class}) "
+                     "must be >= 1")
+  runs = [probe_accuracy(train, test, seed=seed + e, clips_per_class=clips_per_class,
+                         **probe_kwargs) for e in range(episodes)]
+  accuracies = [r["accuracy"] for r in runs]
+  return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
+          "episode_accuracies": accuracies, "num_episodes": episodes,
+          "C": runs[0]["C"], "num_test_clips": runs[0]["num_test_clips"],
+          "num_train_clips": runs[0]["num_train_clips"]}
+
+
 def cross_validate(data: dict, folds: np.ndarray, **probe_kwargs) -> dict:
   """Mean clip accuracy over folds (each fold tests once, the others train).
 
@@ -233,6 +253,10 @@ class Evaluator:
       class, drawn with seed 0 (default 0: all), as small labelled sets
       (ESC-50: 32 per class per training fold; DCASE 2013: 8) beside a large
       unlabelled pretraining set.
+    episodes: with train_clips_per_class, fit this many times on different
+      draws of the labelled clips (seeds 0, 1, ...) and report the mean
+      accuracy (default 1); `accuracy_std` and `random_init_accuracy_std`
+      are over episodes.
   """
 
   def __init__(self, config, eval_config, *, task, model, mesh):
@@ -253,6 +277,10 @@ class Evaluator:
     self.with_random = bool(eval_config.get("random_init", True))
     self.random_seed = int(eval_config.get("random_seed", 0))
     self.clips_per_class = int(eval_config.get("train_clips_per_class") or 0)
+    self.episodes = int(eval_config.get("episodes") or 1)
+    if self.episodes > 1 and not self.clips_per_class:
+      raise ValueError("linear_probe: episodes > 1 needs train_clips_per_class (each "
+                       "episode draws that many labelled clips per class)")
     self._random_results = None  # fixed net, fixed data: computed once
 
   def run(self, state):
@@ -268,11 +296,16 @@ class Evaluator:
     yield "accuracy", trained["accuracy"]
     if self._random_results is not None:
       yield "random_init_accuracy", self._random_results["accuracy"]
-    if "accuracy_std" in trained:
+    if "accuracy_std" in trained:  # over folds or over episodes
       yield "accuracy_std", trained["accuracy_std"]
+    if "num_folds" in trained:
       yield "num_folds", float(trained["num_folds"])
     else:
       yield "C", trained["C"]  # as chosen by the inner CV (or fixed)
+    if "num_episodes" in trained:
+      yield "num_episodes", float(trained["num_episodes"])
+      if self._random_results is not None:
+        yield "random_init_accuracy_std", self._random_results["accuracy_std"]
     yield "num_test_clips", float(trained["num_test_clips"])
     if "num_train_clips" in trained:
       yield "num_train_clips", float(trained["num_train_clips"])
@@ -290,7 +323,13 @@ class Evaluator:
     if "test" not in data and np.unique(data["train"]["fold"]).size < 2:
       raise ValueError(f"linear_probe: {self.eval_config.get('dataset')!r} defines no folds; "
                        "set test_split (e.g. 'validation') to fit on train and score it")
-    if "test" in data:
+    if self.episodes > 1:
+      if "test" not in data:
+        raise ValueError("linear_probe: episodes > 1 takes a train/test split, not "
+                         "cross-validation by fold; set test_split")
+      result = episodes_accuracy(view(data["train"]), view(data["test"]),
+                                 episodes=self.episodes, **kwargs)
+    elif "test" in data:
       result = probe_accuracy(view(data["train"]), view(data["test"]), **kwargs)
     else:
       result = cross_validate(view(data["train"]), data["train"]["fold"], **kwargs)
