@@ -187,6 +187,11 @@ def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records,
   assert stored["audio_probe/C"] == 1.0  # the flag override reached the probe
   assert stored["audio_probe/feature_dim"] == 4 * 3 * 32
   assert stored["vision_probe/feature_dim"] == 4 * 4 * 32
+  # The few-label audio probe: 10 draws of at most 5 clips per class (the tiny
+  # world has 3-4 training clips per class, so here every draw takes them all).
+  assert stored["audio_probe/num_episodes"] == 10
+  assert stored["audio_probe/num_train_clips"] <= stored["audio_probe_all/num_train_clips"]
+  assert {"audio_probe/accuracy_std", "audio_probe/random_init_accuracy_std"} <= set(stored)
   for key in expected - {"step"}:
     assert np.isfinite(stored[key]), key
   assert 0.0 <= stored["vision_probe/random_init_accuracy"] <= 1.0
