@@ -141,6 +141,20 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
   assert results["feature_dim"] == 4 * 3 * 32  # conv4 at width 1/16: 32 channels
 
 
+@pytest.mark.parametrize("bad, message", [
+    (dict(episodes=3), "needs train_clips_per_class"),
+    (dict(episodes=-1, train_clips_per_class=2), ">= 1"),
+    (dict(episodes=3, train_clips_per_class=2, source="tfds", dataset="esc50"),
+     "train/test split"),
+])
+def test_probe_refuses_bad_episodes_before_extracting_features(bad, message):
+  mesh = sharding.make_mesh()
+  config, task, model, _ = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
+  eval_config = ml_collections.ConfigDict(dict(dict(type="linear_probe", modality="audio"), **bad))
+  with pytest.raises(ValueError, match=message):
+    linear_probe.Evaluator(config, eval_config, task=task, model=model, mesh=mesh)
+
+
 # ### Evaluate CLI on a checkpoint ###########################################
 
 def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records, monkeypatch,

@@ -278,9 +278,15 @@ class Evaluator:
     self.random_seed = int(eval_config.get("random_seed", 0))
     self.clips_per_class = int(eval_config.get("train_clips_per_class") or 0)
     self.episodes = int(eval_config.get("episodes") or 1)
+    # Checked here, not after minutes of feature extraction.
+    if self.episodes < 1:
+      raise ValueError(f"linear_probe: episodes must be >= 1, got {self.episodes}")
     if self.episodes > 1 and not self.clips_per_class:
       raise ValueError("linear_probe: episodes > 1 needs train_clips_per_class (each "
                        "episode draws that many labelled clips per class)")
+    if self.episodes > 1 and self.source == "tfds" and not eval_config.get("test_split"):
+      raise ValueError("linear_probe: episodes > 1 takes a train/test split, not "
+                       "cross-validation by fold; set test_split")
     self._random_results = None  # fixed net, fixed data: computed once
 
   def run(self, state):
@@ -323,10 +329,7 @@ class Evaluator:
     if "test" not in data and np.unique(data["train"]["fold"]).size < 2:
       raise ValueError(f"linear_probe: {self.eval_config.get('dataset')!r} defines no folds; "
                        "set test_split (e.g. 'validation') to fit on train and score it")
-    if self.episodes > 1:
-      if "test" not in data:
-        raise ValueError("linear_probe: episodes > 1 takes a train/test split, not "
-                         "cross-validation by fold; set test_split")
+    if self.episodes > 1:  # a train/test split: __init__ refused CV
       result = episodes_accuracy(view(data["train"]), view(data["test"]),
                                  episodes=self.episodes, **kwargs)
     elif "test" in data:
