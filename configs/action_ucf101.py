@@ -1,8 +1,10 @@
 r"""Action recognition on UCF-101 fine-tuned from the paper-scale sync net (Owens & Efros 2018, Sec. 5).
 
-The video branch comes from a `configs/multisensory_audioset.py` run (same
-width); conv3-conv5 and the 101-way classifier start fresh (see
-`multisensory.ActionClassifier`). Clips as in pre-training: 4.2 s at 29.97 fps
+The video branch and the fusion stages (fed silence: video only) come from a
+`configs/multisensory_audioset.py` run (same width and strides), as the paper
+fine-tunes the whole net; the 101-way classifier starts fresh (see
+`multisensory.ActionClassifier`; `--config.model.trunk=fresh` keeps only the
+video branch). Clips as in pre-training: 4.2 s at 29.97 fps
 (125 frames), 224 crops of shorter side 256. The authors' UCF-101 example
 (`videocls.py`) uses 8 clips per GPU, momentum SGD and weight decay 1e-5 and
 leaves the learning rate and iterations as placeholders; lr 1e-2 with a cosine
@@ -40,6 +42,7 @@ def get_config(arg=None):
   c.model.name = "multisensory"
   c.model.width = 1.0
   c.model.num_classes = 101
+  c.model.trunk = "fusion"  # the whole visual pathway of the sync net, fed silence
   c.model.spectrogram_shape = ()
   c.optimizer.name = "sgd"  # momentum 0.9
   c.optimizer.learning_rate = 1e-2

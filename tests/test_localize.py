@@ -46,6 +46,20 @@ def test_centre_baseline_hits_only_boxes_over_the_centre():
   assert localization.pointing(points, boxes) == (2, 3)
 
 
+def test_resolution_ceiling_is_what_a_perfect_map_of_that_size_can_point_at():
+  # 4 frames of 16 px: a box in the top-left quadrant, then one in the bottom-right.
+  top_left, bottom_right = np.array([[0, 0, 6, 6]]), np.array([[10, 10, 16, 16]])
+  clip = [top_left, top_left, bottom_right, bottom_right]
+  # A 1 x 1 map is flat: it points nowhere in particular (the first pixel), 2 of 4 hits.
+  assert localization.resolution_ceiling([clip], 4, 16, (1, 1, 1)) == (2, 4)
+  # 1 x 2 x 2 in time: one map for all frames, both quadrants equally hot; the first wins.
+  assert localization.resolution_ceiling([clip], 4, 16, (1, 2, 2)) == (2, 4)
+  # 2 x 2 x 2 follows the box from the first half of the clip to the second.
+  assert localization.resolution_ceiling([clip], 4, 16, (2, 2, 2)) == (4, 4)
+  masks = localization.box_masks([clip], 4, 16)
+  assert masks.shape == (1, 4, 16, 16) and masks[0, 0].sum() == 36 and masks[0, 3, 15, 15] == 1
+
+
 def test_boxes_follow_the_resize_and_the_centre_crop():
   # World 64 px -> shorter side 36 (x 0.5625) -> centre crop 32 at (2, 2).
   boxes = np.array([[0.0, 0.0, 64.0, 64.0], [32.0, 16.0, 40.0, 24.0], [0.0, 0.0, 3.0, 3.0]])
@@ -108,6 +122,9 @@ def test_evaluator_heatmaps_are_per_clip_normalised_and_pictures_are_images(tiny
   boxes = [b for clip in data["boxes"] for b in clip]
   hits, scored = localization.pointing(localization.peak_points(heat.reshape(-1, 32, 32)), boxes)
   assert results["pointing_accuracy"] == hits / scored and results["num_frames"] == scored
+  # The tiny net's map is 1 x 2 x 2 (8 frames, 32 px): its ceiling, as computed directly.
+  ceiling, _ = localization.resolution_ceiling(data["boxes"], 8, 32, (1, 2, 2))
+  assert results["resolution_ceiling"] == ceiling / scored
   image = results["cam_overlay"]
   assert image.shape == (2, 64, 8 * 64, 3) and image.dtype == np.uint8
 

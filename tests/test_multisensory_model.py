@@ -206,6 +206,44 @@ def test_action_classifier_takes_the_sync_video_branch():
         ms.init_from_sync(wide, sync_vars)
 
 
+def test_action_classifier_fusion_trunk_is_the_sync_nets_visual_pathway():
+    """trunk='fusion' copies video branch and fusion; fed silence, it computes the sync
+    net's own fusion stages on zero audio features."""
+    sync_model, sync_vars = _init()
+    video, _ = _inputs()
+    clf = ms.ActionClassifier(num_classes=5, width=WIDTH, trunk="fusion")
+    shapes = jax.eval_shape(functools.partial(clf.init, train=False), jax.random.key(0), video)
+    assert set(shapes["params"]) == {"video_branch", "fusion", "classifier"}
+    blank = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    copied = ms.init_from_sync(blank, sync_vars)
+    for collection in ("params", "batch_stats"):
+        for name in ("video_branch", "fusion"):
+            assert copied[collection][name] is sync_vars[collection][name]
+    out = _jit_apply(clf, False)(copied, video)
+
+    def silent_fusion(module, video):
+        v = module.video_branch(video, False)
+        a = jnp.zeros((*v.shape[:2], ms.scaled(128, WIDTH)), v.dtype)
+        return module.fusion(v, a, False)["scale3"].mean(axis=(1, 2, 3))
+
+    want = sync_model.apply(sync_vars, video, method=silent_fusion)
+    np.testing.assert_allclose(out["pooled"], want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="trunk"):
+        ms.ActionClassifier(5, width=WIDTH, trunk="frozen").init(jax.random.key(0), video,
+                                                                 train=False)
+
+
+def test_conv4_strides_sets_the_cam_resolution():
+    """No stride in conv4 (and conv5 stride 1) keeps the fusion map's t x h x w for the CAM."""
+    video, waveform = _inputs()
+    fine = ms.MultisensoryNet(width=WIDTH, conv5_stride=1, conv4_strides=(1, 1, 1))
+    out = jax.eval_shape(functools.partial(fine.init_with_output, train=False),
+                         jax.random.key(0), video, waveform)[0]
+    assert out["video_features"].shape[1:4] == (2, 8, 8)
+    assert out["features"].shape[1:4] == (2, 8, 8)
+    assert out["scale2"].shape[1:4] == (2, 8, 8)
+
+
 # ---------------------------------------------------------------- BatchNorm and dtype
 
 def test_train_mode_updates_running_stats_everywhere():

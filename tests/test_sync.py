@@ -200,6 +200,67 @@ def test_warm_start_refuses_a_width_mismatch(tmp_path):
     action.warm_start(_action_config(workdir, width=0.25), None, None)
 
 
+def test_warm_start_with_the_fusion_trunk_copies_the_visual_pathway(tmp_path):
+  workdir = str(tmp_path / "sync")
+  sync_state = save_checkpoint(workdir)
+  config = _action_config(workdir)
+  config.model.trunk = "fusion"
+  shapes = jax.eval_shape(functools.partial(action.init, action.build_model(config)),
+                          jax.random.key(0), action.dummy_batch(config, 2))
+  fresh = jax.tree.map(lambda s: np.full(s.shape, 0.5, s.dtype), shapes)
+  params, _ = action.warm_start(config, fresh["params"], {"batch_stats": fresh["batch_stats"]})
+  for name in ("video_branch", "fusion"):
+    for a, b in zip(jax.tree.leaves(params[name]), jax.tree.leaves(sync_state.params[name])):
+      np.testing.assert_array_equal(a, b)
+  assert all(np.all(x == 0.5) for x in jax.tree.leaves(params["classifier"]))
+  # Strides are not in the shapes: a mismatch is refused by name.
+  config.model.conv4_strides = (1, 1, 1)
+  with pytest.raises(ValueError, match="conv4_strides"):
+    action.warm_start(config, fresh["params"], {"batch_stats": fresh["batch_stats"]})
+
+
+def test_sync_warm_start_takes_every_variable_and_centre_taps(tmp_path):
+  """A sync net with larger frames, no conv4 stride and (3, 1, 1) stages starts from a run:
+  equal shapes are copied, narrower stage kernels take the run's centre taps."""
+  workdir = str(tmp_path / "sync")
+  source = save_checkpoint(workdir)
+  config = tiny_sync_config()
+  config.init_from = workdir
+  config.data.image_size = 48
+  config.model.conv4_strides = (1, 1, 1)
+  config.model.stage_kernel = (3, 1, 1)
+  model = sync.build_model(config)
+  shapes = jax.eval_shape(functools.partial(sync.init, model), jax.random.key(0),
+                          sync.dummy_batch(config, 2))
+  mine = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+  params, model_state = sync.warm_start(config, mine["params"],
+                                        {"batch_stats": mine["batch_stats"]})
+  theirs = source.params
+  np.testing.assert_array_equal(params["video_branch"]["conv1"]["kernel"],
+                                theirs["video_branch"]["conv1"]["kernel"])
+  np.testing.assert_array_equal(params["audio_branch"]["conv5"]["kernel"],
+                                theirs["audio_branch"]["conv5"]["kernel"])
+  stage = params["fusion"]["stages"]["conv4_1"]["conv_1"]["kernel"]
+  full = theirs["fusion"]["stages"]["conv4_1"]["conv_1"]["kernel"]
+  assert stage.shape[:3] == (3, 1, 1) and full.shape[:3] == (3, 3, 3)
+  np.testing.assert_array_equal(stage, full[:, 1:2, 1:2])
+  for a, b in zip(jax.tree.leaves(model_state["batch_stats"]),
+                  jax.tree.leaves(source.model_state["batch_stats"])):
+    np.testing.assert_array_equal(a, b)
+  # Built as it is trained: the copied variables run.
+  out = model.apply({"params": params, **model_state}, *[
+      sync.dummy_batch(config, 2)[k] for k in ("video", "waveform")], train=False)
+  assert out["features"].shape[1:4] == (2, 6, 6)
+  # A net of another width cannot start from it.
+  config.model.width = 0.25
+  wide = jax.eval_shape(functools.partial(sync.init, sync.build_model(config)),
+                        jax.random.key(0), sync.dummy_batch(config, 2))
+  with pytest.raises(ValueError, match="cannot take"):
+    sync.warm_start(config, jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), wide["params"]),
+                    {"batch_stats": jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                                                 wide["batch_stats"])})
+
+
 def _flash_world(rng, count, n_frames, n_samples, size=16):
   """Clips where sync is easy: the frames brighten at the sound's clicks.
 

@@ -13,7 +13,11 @@ Pointing (per frame): the peak of the clip's upsampled CAM in each frame is a
 hit when it falls inside the box of a sounding object in that frame. Boxes
 are mapped from pixels of the generated video through the resize and the
 centre crop; frames where no sounding object is inside the crop are skipped.
-The centre baseline guesses the crop's centre in every frame.
+The centre baseline guesses the crop's centre in every frame. The resolution
+ceiling scores a perfect CAM of the net's map size: each cell holds the
+fraction of its frames and pixels covered by sounding boxes, upsampled and
+peaked like the net's. A CAM of that size cannot do better; if the ceiling is
+low, the map is too coarse for the objects, whatever the training.
 """
 import json
 import os
@@ -68,6 +72,40 @@ def pointing(points: np.ndarray, boxes: list) -> tuple[int, int]:
 def centre_points(num_frames: int, height: int, width: int) -> np.ndarray:
   """The centre-prior guess, (W / 2, H / 2) in every frame: [F, 2]."""
   return np.tile(np.array([[width / 2.0, height / 2.0]]), (num_frames, 1))
+
+
+def box_masks(boxes: list, num_frames: int, size: int) -> np.ndarray:
+  """Per-frame coverage by boxes: K clips of N lists [M, 4] -> float32 [K, N, S, S]."""
+  centres = np.arange(size) + 0.5
+  masks = np.zeros((len(boxes), num_frames, size, size), np.float32)
+  for c, clip in enumerate(boxes):
+    for f, frame_boxes in enumerate(clip):
+      for x0, y0, x1, y1 in np.asarray(frame_boxes, np.float64).reshape(-1, 4):
+        rows = (y0 <= centres) & (centres <= y1)
+        cols = (x0 <= centres) & (centres <= x1)
+        masks[c, f] = np.maximum(masks[c, f], np.outer(rows, cols))
+  return masks
+
+
+def resolution_ceiling(boxes: list, num_frames: int, size: int,
+                       map_shape: tuple[int, int, int]) -> tuple[int, int]:
+  """(hits, scored) of a perfect CAM [t, h, w]: box coverage averaged over each cell."""
+  from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+  t, h, w = map_shape
+  masks = box_masks(boxes, num_frames, size)
+  # Cell averages: every frame and pixel falls in the cell whose span holds it.
+  ft = np.minimum(np.arange(num_frames) * t // num_frames, t - 1)
+  fh = np.minimum(np.arange(size) * h // size, h - 1)
+  fw = np.minimum(np.arange(size) * w // size, w - 1)
+  cells = (ft[:, None, None], fh[None, :, None], fw[None, None, :])
+  ideal = np.zeros((len(boxes), t, h, w), np.float64)
+  np.add.at(ideal, (slice(None), *cells), masks)
+  counts = np.zeros((t, h, w), np.float64)
+  np.add.at(counts, cells, 1.0)
+  ideal /= counts
+  heat = np.asarray(multisensory.cam_to_frames(ideal.astype(np.float32), num_frames, size, size))
+  return pointing(peak_points(heat.reshape(-1, size, size)),
+                  [b for clip in boxes for b in clip])
 
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, color=(0, 255, 0)) -> np.ndarray:
@@ -160,7 +198,7 @@ class Evaluator:
     self._data = None  # decoded once, on the first run
 
   def run(self, state):
-    """Yields pointing_accuracy, centre_baseline, num_frames and cam_overlay (images)."""
+    """Yields pointing_accuracy, centre_baseline, resolution_ceiling, num_frames, cam_overlay."""
     if self._data is None:
       channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
       rows = read_ground_truth(self.folder, self.split)[:self.num_videos]
@@ -172,11 +210,23 @@ class Evaluator:
     boxes = [b for clip in data["boxes"] for b in clip]  # K * N frames
     hits, scored = pointing(peak_points(heat.reshape(k * n, h, w)), boxes)
     base_hits, _ = pointing(centre_points(k * n, h, w), boxes)
+    ceiling_hits, _ = resolution_ceiling(data["boxes"], n, h, self._map_shape(state, data))
     yield "pointing_accuracy", hits / max(scored, 1)
     yield "centre_baseline", base_hits / max(scored, 1)
+    yield "resolution_ceiling", ceiling_hits / max(scored, 1)
     yield "num_frames", float(scored)
     if self.num_images:
       yield "cam_overlay", self._strips(data, heat)
+
+  def _map_shape(self, state, data) -> tuple[int, int, int]:
+    """(t, h, w) of the net's last conv map (the CAM) for these clips."""
+    import jax  # pylint: disable=g-import-not-at-top
+    video = jax.ShapeDtypeStruct((1, *data["video"].shape[1:]), np.float32)
+    waveform = jax.ShapeDtypeStruct((1, *data["waveform"].shape[1:]), np.float32)
+    out = jax.eval_shape(
+        lambda v, a: self.model.apply({"params": state.params, **state.model_state}, v, a,
+                                      train=False), video, waveform)
+    return tuple(out["features"].shape[1:4])
 
   def _strips(self, data, heat) -> np.ndarray:
     """[num_images, 2S, 8 * 2S, 3] uint8: 8 frames per clip, heat overlaid, boxes in green."""

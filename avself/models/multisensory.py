@@ -237,11 +237,21 @@ class ResidualStages(nn.Module):
       width: channel multiplier.
       conv5_stride: spatial stride of conv5_1; 2 in the paper's sync net, 1 in
         the authors' CAM net (`cam_v1`: a 14x14 rather than 7x7 map at 224).
+      conv4_strides: (t, h, w) stride of conv4_1; (2, 2, 2) in the paper. Tiny
+        clips need (1, 1, 1) for a CAM as fine, relative to the frame and the
+        clip, as the paper's (see configs/multisensory_synthetic.py).
+      kernel: (t, h, w) kernel of every conv in the stages; (3, 3, 3) in the
+        paper. (3, 1, 1) keeps each cell of the last map to its own patch of
+        the frame (the video branch's receptive field), so the CAM cannot
+        spread one cell's evidence over the map: for frames so small that a
+        3 x 3 x 3 cell sees all of the frame.
       dtype: compute dtype; parameters stay float32.
     """
 
     width: float = 1.0
     conv5_stride: int = 2
+    conv4_strides: tuple[int, int, int] = (2, 2, 2)
+    kernel: tuple[int, int, int] = (3, 3, 3)
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -249,11 +259,13 @@ class ResidualStages(nn.Module):
         """x [B, T', h, w, C] -> scale1 [B,T',h,w,128], scale2 [B,T'/2,h/2,w/2,256], scale3 .."""
         out = {}
         s = self.conv5_stride
-        for stage, filters, strides in ((3, 128, None), (4, 256, (2, 2, 2)), (5, 512, (1, s, s))):
+        stages = ((3, 128, None), (4, 256, tuple(self.conv4_strides)), (5, 512, (1, s, s)))
+        for stage, filters, strides in stages:
             c = scaled(filters, self.width)
-            x = ResidualBlock(c, (3, 3, 3), strides, dtype=self.dtype,
+            x = ResidualBlock(c, tuple(self.kernel), strides, dtype=self.dtype,
                               name=f"conv{stage}_1")(x, train)
-            x = ResidualBlock(c, (3, 3, 3), dtype=self.dtype, name=f"conv{stage}_2")(x, train)
+            x = ResidualBlock(c, tuple(self.kernel), dtype=self.dtype,
+                              name=f"conv{stage}_2")(x, train)
             out[f"scale{stage - 2}"] = x
         return out
 
@@ -263,12 +275,14 @@ class Fusion(nn.Module):
 
     Attributes:
       width: channel multiplier.
-      conv5_stride: see ResidualStages.
+      conv5_stride, conv4_strides, stage_kernel: see ResidualStages (`kernel`).
       dtype: compute dtype; parameters stay float32.
     """
 
     width: float = 1.0
     conv5_stride: int = 2
+    conv4_strides: tuple[int, int, int] = (2, 2, 2)
+    stage_kernel: tuple[int, int, int] = (3, 3, 3)
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -287,8 +301,8 @@ class Fusion(nn.Module):
         y = nn.relu(_batch_norm(train, self.dtype, "merge_1_bn")(y))
         y = _conv(m, (1, 1, 1), (1, 1, 1), self.dtype, "merge_2")(y)
         x = nn.relu(_batch_norm(train, self.dtype, "merge_bn")(y + short))
-        return ResidualStages(self.width, self.conv5_stride, self.dtype,
-                              name="stages")(x, train)
+        return ResidualStages(self.width, self.conv5_stride, tuple(self.conv4_strides),
+                              tuple(self.stage_kernel), self.dtype, name="stages")(x, train)
 
 
 class MultisensoryNet(nn.Module):
@@ -296,7 +310,7 @@ class MultisensoryNet(nn.Module):
 
     Attributes:
       width: channel multiplier of every conv (the 1-logit head keeps its size).
-      conv5_stride: see ResidualStages.
+      conv5_stride, conv4_strides, stage_kernel: see ResidualStages (`kernel`).
       dtype: compute dtype; parameters stay float32. The pooled features, head
         and logit are float32 (full-precision sigmoid loss and CAM identity).
 
@@ -305,12 +319,15 @@ class MultisensoryNet(nn.Module):
 
     width: float = 1.0
     conv5_stride: int = 2
+    conv4_strides: tuple[int, int, int] = (2, 2, 2)
+    stage_kernel: tuple[int, int, int] = (3, 3, 3)
     dtype: Dtype = jnp.float32
 
     def setup(self):
         self.video_branch = VideoBranch(self.width, self.dtype)
         self.audio_branch = AudioBranch(self.width, self.dtype)
-        self.fusion = Fusion(self.width, self.conv5_stride, self.dtype)
+        self.fusion = Fusion(self.width, self.conv5_stride, tuple(self.conv4_strides),
+                             tuple(self.stage_kernel), self.dtype)
         self.head = nn.Dense(1, dtype=jnp.float32, param_dtype=jnp.float32,
                              precision=jax.lax.Precision.HIGHEST)
 
@@ -345,27 +362,46 @@ class MultisensoryNet(nn.Module):
 class ActionClassifier(nn.Module):
     """Action recognition from video only, fine-tuned from a sync checkpoint.
 
-    `video_branch` (same class and name as in MultisensoryNet; copy it over with
-    `init_from_sync`) -> own conv3..conv5 residual stages (`trunk`, fresh init:
-    without audio their inputs differ from the fused ones) -> global average
-    pool -> Dense num_classes. The paper fine-tunes the whole sync net with its
-    audio input; this follows the issue: the video branch only.
+    `video_branch` (same class and name as in MultisensoryNet) -> 3D ResNet
+    stages -> global average pool -> Dense num_classes. The stages are either
+      trunk='fusion': the sync net's own `fusion` (merge block and conv3..conv5,
+        same names, so `init_from_sync` copies the whole visual pathway, as the
+        paper fine-tunes the whole net), fed zeros for audio: video only,
+        since many action videos (half of UCF-101) have no sound; or
+      trunk='fresh': own conv3..conv5 stages (`trunk`, always random init);
+        only the video branch can come from the sync net.
 
     Attributes:
       num_classes: number of action classes.
       width: channel multiplier (must match the sync net's to copy weights).
+      trunk: 'fusion' or 'fresh' (see above).
+      conv5_stride, conv4_strides, stage_kernel: as the sync net's (ResidualStages).
       dtype: compute dtype; parameters stay float32, logits are float32.
     """
 
     num_classes: int
     width: float = 1.0
+    trunk: str = "fresh"
+    conv5_stride: int = 2
+    conv4_strides: tuple[int, int, int] = (2, 2, 2)
+    stage_kernel: tuple[int, int, int] = (3, 3, 3)
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, video: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
         """video [B, N, H, W, 3] -> logits [B, K], pooled [B, 512], video_embedding [B, 64]."""
         v = VideoBranch(self.width, self.dtype, name="video_branch")(video, train)
-        x = ResidualStages(self.width, dtype=self.dtype, name="trunk")(v, train)["scale3"]
+        if self.trunk == "fusion":
+            silence = jnp.zeros((*v.shape[:2], scaled(128, self.width)), v.dtype)
+            x = Fusion(self.width, self.conv5_stride, tuple(self.conv4_strides),
+                       tuple(self.stage_kernel), self.dtype, name="fusion")(v, silence,
+                                                                           train)["scale3"]
+        elif self.trunk == "fresh":
+            x = ResidualStages(self.width, self.conv5_stride, tuple(self.conv4_strides),
+                               tuple(self.stage_kernel), self.dtype, name="trunk")(v,
+                                                                                   train)["scale3"]
+        else:
+            raise ValueError(f"trunk={self.trunk!r}: 'fusion' or 'fresh'")
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2, 3))
         logits = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32,
                           name="classifier")(pooled)
@@ -373,15 +409,24 @@ class ActionClassifier(nn.Module):
                 "video_embedding": jnp.mean(v.astype(jnp.float32), axis=(1, 2, 3))}
 
 
+SYNC_TRANSFERRED = ("video_branch", "fusion")
+
+
 def init_from_sync(variables: dict, sync_variables: dict) -> dict:
-    """Classifier variables with `video_branch` params and batch stats taken from a sync net's."""
+    """Classifier variables with the sync net's `video_branch` (and `fusion`, when the
+    classifier has one) params and batch stats; the rest keeps its own init."""
     out = dict(variables)
     for collection in ("params", "batch_stats"):
-        mine = variables[collection]["video_branch"]
-        theirs = sync_variables[collection]["video_branch"]
-        if jax.tree_util.tree_map(jnp.shape, mine) != jax.tree_util.tree_map(jnp.shape, theirs):
-            raise ValueError(f"video_branch {collection} differ in layout (same width?)")
-        out[collection] = {**variables[collection], "video_branch": theirs}
+        copied = dict(variables[collection])
+        for name in SYNC_TRANSFERRED:
+            if name not in variables[collection]:
+                continue
+            mine = variables[collection][name]
+            theirs = sync_variables[collection][name]
+            if jax.tree_util.tree_map(jnp.shape, mine) != jax.tree_util.tree_map(jnp.shape, theirs):
+                raise ValueError(f"{name} {collection} differ in layout (same width and strides?)")
+            copied[name] = theirs
+        out[collection] = copied
     return out
 
 

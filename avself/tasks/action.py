@@ -3,11 +3,13 @@
 Labelled clips come from the pipeline's `sync` mode, which gives `video`
 [B, N, S, S, 3] and `class_label` (the record's label) and adds nothing new to
 the pipeline; the audio it also gives is not used. The model is
-`multisensory.ActionClassifier` (the sync net's video branch, fresh 3D ResNet
-stages, a softmax classifier). With `config.init_from` = a sync run's workdir,
-`warm_start` copies that run's `video_branch` parameters and BatchNorm
-statistics in before the first step (`multisensory.init_from_sync`); with
-`init_from = ''` the same network trains from scratch (the baseline).
+`multisensory.ActionClassifier`: the sync net's video branch, 3D ResNet stages
+(`config.model.trunk`: 'fusion', the sync net's own fusion stages fed silence,
+or 'fresh' ones) and a softmax classifier. With `config.init_from` = a sync
+run's workdir, `warm_start` copies that run's `video_branch` (and `fusion`)
+parameters and BatchNorm statistics in before the first step
+(`multisensory.init_from_sync`); with `init_from = ''` the same network trains
+from scratch (the baseline).
 """
 import jax
 import jax.numpy as jnp
@@ -25,8 +27,12 @@ def build_model(config):
   """ActionClassifier with config.model.num_classes outputs."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
   m = config.model
-  return multisensory.ActionClassifier(num_classes=int(m.num_classes), width=m.width,
-                                       dtype=jnp.dtype(m.get("dtype", "float32")))
+  return multisensory.ActionClassifier(
+      num_classes=int(m.num_classes), width=m.width, trunk=m.get("trunk", "fresh"),
+      conv5_stride=m.get("conv5_stride", 2),
+      conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
+      stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
+      dtype=jnp.dtype(m.get("dtype", "float32")))
 
 
 def dummy_batch(config, batch_size: int) -> dict:
@@ -58,23 +64,25 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
 
 
 def warm_start(config, params, model_state):
-  """The video branch of the sync run in `config.init_from` (no-op when it is empty)."""
+  """The video branch (and fusion stages, trunk='fusion') of the sync run in
+  `config.init_from` (no-op when it is empty)."""
   workdir = config.get("init_from") or ""
   if not workdir:
     return params, model_state
-  from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from avself import train  # pylint: disable=g-import-not-at-top
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
-  sync_config, step = ckpt_lib.load_config(workdir)
-  if sync_config.task != "sync":
-    raise ValueError(f"config.init_from={workdir!r} holds a {sync_config.task!r} run, "
-                     "not a 'sync' one")
+  from avself.tasks import sync  # pylint: disable=g-import-not-at-top
+  sync_config, step, sync_variables = sync.restore_run(workdir)
   if float(sync_config.model.width) != float(config.model.width):
     raise ValueError(f"config.model.width={config.model.width} but the sync run in "
                      f"{workdir} has width {sync_config.model.width}")
-  _, _, _, sync_state = train.restore(workdir, step)
-  sync_variables = jax.device_get({"params": sync_state.params, **sync_state.model_state})
+  if config.model.get("trunk", "fresh") == "fusion":
+    for key, default in (("conv5_stride", 2), ("conv4_strides", (2, 2, 2))):
+      mine, theirs = config.model.get(key, default), sync_config.model.get(key, default)
+      if tuple(np.atleast_1d(mine)) != tuple(np.atleast_1d(theirs)):
+        raise ValueError(f"config.model.{key}={mine} but the sync run in {workdir} has "
+                         f"{theirs}: trunk='fusion' copies its stages, strides included")
   variables = multisensory.init_from_sync(
       jax.device_get({"params": params, **model_state}), sync_variables)
-  logging.info("Video branch initialised from %s (step %d)", workdir, step)
+  copied = [n for n in multisensory.SYNC_TRANSFERRED if n in params]
+  logging.info("%s initialised from %s (step %d)", " and ".join(copied), workdir, step)
   return variables["params"], {k: v for k, v in variables.items() if k != "params"}

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
 
 def data_mode(config) -> str:
@@ -26,12 +27,15 @@ def data_mode(config) -> str:
 
 
 def build_model(config):
-  """MultisensoryNet of `config.model` (width, conv5_stride, dtype)."""
+  """MultisensoryNet of `config.model` (width, conv5_stride, conv4_strides, stage_kernel,
+  dtype)."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
   m = config.model
   if m.name != "multisensory":
     raise ValueError(f"config.model.name={m.name!r}: the sync task takes 'multisensory'")
   return multisensory.MultisensoryNet(width=m.width, conv5_stride=m.get("conv5_stride", 2),
+                                      conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
+                                      stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
                                       dtype=jnp.dtype(m.get("dtype", "float32")))
 
 
@@ -114,3 +118,51 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
   loss = optax.sigmoid_binary_cross_entropy(logits, labels).mean()
   accuracy = ((logits > 0) == (labels > 0.5)).mean()
   return loss, ({"loss": loss, "accuracy": accuracy}, new_state)
+
+
+def _take(mine: np.ndarray, theirs: np.ndarray, path: str) -> np.ndarray:
+  """`theirs` where the shapes agree; the centre taps of a 3D kernel where this net's
+  kernel is smaller (a (3, 1, 1) or (1, 1, 1) stage from a (3, 3, 3) one)."""
+  if mine.shape == theirs.shape:
+    return theirs
+  if mine.ndim == 5 and mine.shape[3:] == theirs.shape[3:]:
+    small, big = mine.shape[:3], theirs.shape[:3]
+    if all(b >= m and (b - m) % 2 == 0 for m, b in zip(small, big)):
+      return theirs[tuple(slice((b - m) // 2, (b + m) // 2) for m, b in zip(small, big))]
+  raise ValueError(f"{path}: shape {mine.shape} cannot take the sync run's {theirs.shape} "
+                   "(width and audio channels must match)")
+
+
+def restore_run(workdir: str):
+  """(config, step, variables as numpy) of the latest checkpoint of a sync run."""
+  from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from avself import train  # pylint: disable=g-import-not-at-top
+  source_config, step = ckpt_lib.load_config(workdir)
+  if source_config.task != "sync":
+    raise ValueError(f"config.init_from={workdir!r} holds a {source_config.task!r} run, "
+                     "not a 'sync' one")
+  _, _, _, source = train.restore(workdir, step)
+  return source_config, step, jax.device_get({"params": source.params, **source.model_state})
+
+
+def warm_start(config, params, model_state):
+  """Every parameter and BatchNorm statistic of the sync run in `config.init_from`
+  (no-op when it is empty).
+
+  The convs hold no frame size and no stride, so a sync net trained on small
+  frames starts a CAM net with larger frames and fewer strides (the `:cam`
+  variant of configs/multisensory_synthetic.py); where this net's stages have
+  smaller kernels, they take the centre taps of the run's.
+  """
+  workdir = config.get("init_from") or ""
+  if not workdir:
+    return params, model_state
+  _, step, theirs = restore_run(workdir)
+  mine = jax.device_get({"params": params, **model_state})
+  if jax.tree.structure(mine) != jax.tree.structure(theirs):
+    raise ValueError(f"config.init_from={workdir!r}: its variables are not this net's")
+  taken = jax.tree_util.tree_map_with_path(
+      lambda path, a, b: _take(np.asarray(a), np.asarray(b), jax.tree_util.keystr(path)),
+      mine, theirs)
+  logging.info("Sync net initialised from %s (step %d)", workdir, step)
+  return taken["params"], {k: v for k, v in taken.items() if k != "params"}
