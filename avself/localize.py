@@ -7,15 +7,16 @@ Restores the checkpoint in `--workdir` (its config describes the net and the
 clips it was trained on), decodes each file with `avself.data.media` at the
 training clip rate (`sync.num_frames / sync.clip_seconds` frames per second),
 sample rate and channel count, resizes the shorter side to `resize_shorter`
-and centre-crops `image_size` (as the pipeline does at evaluation), cuts
-consecutive clips of `num_frames` frames with their own audio and runs the net
-on each. The class activation map of the alignment logit (`multisensory.cam`
-on the last conv layer; Owens & Efros 2018, Sec. 4.1) is upsampled to the
-frames and min-max normalised per clip (`multisensory.cam_to_frames`), then
-written as
+and centre-crops `image_size` (as the pipeline does at evaluation), and runs
+the net on clips of `num_frames` frames with their own audio, starting every
+`--hop` frames (default 1). The class activation map of the alignment logit
+(`multisensory.cam` on the last conv layer; Owens & Efros 2018, Sec. 4.1) of
+each clip is placed on the frames its time steps stand for (`step_frames`),
+the clips' views of each frame are averaged (`assemble_frames`), upsampled to
+the frame and min-max normalised over the video, then written as
 
   OUTPUT/<stem>/frame_XXXX.png   each frame with the heatmap overlaid
-  OUTPUT/<stem>_cam.mp4          the same frames with the clip's audio (H.264 + AAC)
+  OUTPUT/<stem>_cam.mp4          the same frames with their audio (H.264 + AAC)
 
 The localization evaluator (`avself/evaluators/localization.py`) uses the same
 functions, so TensorBoard shows the same pictures.
@@ -78,40 +79,94 @@ def decode(path: str, spec: ClipSpec, max_seconds: Optional[float] = None):
   return frames, audio, media, crop
 
 
-def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec):
-  """Consecutive clips: video uint8 [K, N, S, S, 3], waveform [K, n, C], first frame of each [K].
+def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, hop: Optional[int] = None,
+              starts: Optional[np.ndarray] = None):
+  """Clips every `hop` frames: video uint8 [K, N, S, S, 3], waveform [K, n, C], first frame of each [K].
 
-  Audio missing at the end (or a file without sound) is zero-padded, so every
-  whole clip of frames is kept; frames after the last whole clip are dropped.
+  `hop` defaults to the clip length (consecutive clips); `starts` (first
+  frames) replaces it. Audio missing at the end (or a file without sound) is
+  zero-padded, so every whole clip of frames is kept; frames after the last
+  whole clip are dropped.
   """
-  n, count = spec.num_samples, len(frames) // spec.num_frames
-  if count == 0:
+  n, hop = spec.num_samples, int(hop or spec.num_frames)
+  if hop < 1:
+    raise ValueError(f"hop must be >= 1 frame, got {hop}")
+  if len(frames) < spec.num_frames:
     raise ValueError(f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
                      f"{spec.num_frames} frames")
-  starts = np.arange(count) * spec.num_frames
+  if starts is None:
+    starts = np.arange(0, len(frames) - spec.num_frames + 1, hop)
   # Audio start of clip k at its first frame's time, rounded to a sample.
-  sample_starts = np.round(starts / spec.fps * spec.sample_rate).astype(np.int64)
+  sample_starts = np.round(np.asarray(starts) / spec.fps * spec.sample_rate).astype(np.int64)
   need = int(sample_starts[-1]) + n
   if len(audio) < need:
     audio = np.concatenate([audio, np.zeros((need - len(audio), audio.shape[1]), audio.dtype)])
-  video = frames[:count * spec.num_frames].reshape(count, spec.num_frames, *frames.shape[1:])
+  video = np.stack([frames[s:s + spec.num_frames] for s in starts])
   waveform = np.stack([audio[s:s + n] for s in sample_starts]).astype(np.float32)
-  return video, waveform, starts
+  return video, waveform, np.asarray(starts)
+
+
+def covered_frames(num_frames: int, clip_frames: int, hop: int) -> int:
+  """Frames of a video of `num_frames` inside the clips that start every `hop` frames."""
+  if num_frames < clip_frames:
+    return 0
+  return (num_frames - clip_frames) // hop * hop + clip_frames
+
+
+def step_frames(num_frames: int, steps: int) -> np.ndarray:
+  """The clip frame each of the CAM's `steps` time steps stands for: [steps] ints.
+
+  Step j is put on the first frame of its span, j * N / steps, as the
+  strided shortcuts (x[::s]) sample time, not at the span's centre: on the
+  train split of the synthetic world, the map of step j points best at frame
+  4j (+0/+1) of a 16-frame clip, 1 to 1.5 frames before the centre of its span
+  (docs/multisensory.md).
+  """
+  return np.floor(np.arange(steps) * num_frames / steps).astype(np.int64)
+
+
+def assemble_frames(cams: np.ndarray, starts: np.ndarray, num_frames: int,
+                    clip_frames: int) -> np.ndarray:
+  """Per-frame maps [F, h, w] of a video from its clips' CAMs [K, t, h, w].
+
+  Step j of the clip starting at frame s is placed on frame
+  s + step_frames(clip_frames, t)[j]; the views that land on a frame are
+  averaged, and frames that no view lands on are interpolated linearly between
+  their nearest neighbours (held beyond the first and last).
+  """
+  cams = np.asarray(cams, np.float64)
+  k, t = cams.shape[:2]
+  where = (np.asarray(starts)[:, None] + step_frames(clip_frames, t)[None, :]).reshape(-1)
+  keep = where < num_frames
+  sums = np.zeros((num_frames, *cams.shape[2:]))
+  counts = np.zeros(num_frames)
+  np.add.at(sums, where[keep], cams.reshape(k * t, *cams.shape[2:])[keep])
+  np.add.at(counts, where[keep], 1.0)
+  known = np.flatnonzero(counts)
+  if not len(known):
+    raise ValueError("no CAM step falls on the video's frames")
+  values = sums[known] / counts[known].reshape(-1, *([1] * (cams.ndim - 2)))
+  if len(known) == 1:
+    return np.repeat(values, num_frames, axis=0)
+  frames = np.arange(num_frames)
+  right = np.clip(np.searchsorted(known, frames), 1, len(known) - 1)
+  left = right - 1
+  weight = np.clip((frames - known[left]) / (known[right] - known[left]), 0.0, 1.0)
+  weight = weight.reshape(-1, *([1] * (cams.ndim - 2)))
+  return (1.0 - weight) * values[left] + weight * values[right]
 
 
 def _cam_step(params, model_state, video, waveform, model):  # model: static
-  """Heatmaps [B, N, S, S] in [0, 1] and logits [B] for uint8 clips."""
+  """The raw CAM [B, t, h, w] (multisensory.cam) and logits [B] for uint8 clips."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
   x = video.astype(np.float32) * (2.0 / 255.0) - 1.0  # as ops.finish_images
   out = model.apply({"params": params, **model_state}, x, waveform, train=False)
-  cam = multisensory.cam(out["features"], params["head"])  # [B, t, h, w]
-  heat = multisensory.cam_to_frames(cam, *video.shape[1:4])
-  return heat, out["logit"]
+  return multisensory.cam(out["features"], params["head"]), out["logit"]
 
 
 @functools.lru_cache(maxsize=None)
 def make_cam_fn(mesh):
-  """Jitted (params, model_state, video, waveform, model) -> (heat, logit), batch over `data`.
+  """Jitted (params, model_state, video, waveform, model) -> (cam, logit), batch over `data`.
 
   One function per mesh with the model static, so the CLI, the evaluator and
   tests reuse compilations for equal models.
@@ -122,16 +177,16 @@ def make_cam_fn(mesh):
                  out_shardings=sharding.replicated(mesh))
 
 
-def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
-             batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-  """CAM heatmaps [K, N, S, S] in [0, 1] and logits [K] of K clips, in batches.
+def cams(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
+         batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+  """Raw CAMs [K, t, h, w] and logits [K] of K clips, in batches.
 
   Every process passes the same K clips; each batch is padded to a multiple
   of the device count and split over the mesh, the results come back whole.
   """
   devices, processes = jax.device_count(), jax.process_count()
   step = -(-max(batch_size, 1) // devices) * devices
-  heats, logits = [], []
+  maps, logits = [], []
   for start in range(0, len(video), step):
     v, w = video[start:start + step], waveform[start:start + step]
     real = len(v)
@@ -141,11 +196,66 @@ def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
     share = step // processes
     mine = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
     batch = sharding.to_global({"video": v[mine], "waveform": w[mine]}, mesh)
-    heat, logit = make_cam_fn(mesh)(state.params, state.model_state, batch["video"],
-                                    batch["waveform"], model)
-    heats.append(np.asarray(heat)[:real])
+    cam, logit = make_cam_fn(mesh)(state.params, state.model_state, batch["video"],
+                                   batch["waveform"], model)
+    maps.append(np.asarray(cam)[:real])
     logits.append(np.asarray(logit)[:real])
-  return np.concatenate(heats), np.concatenate(logits)
+  return np.concatenate(maps), np.concatenate(logits)
+
+
+def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
+             batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+  """Per-clip CAM heatmaps [K, N, S, S] in [0, 1] and logits [K] of K clips.
+
+  Each clip on its own: its map upsampled over time and space and min-max
+  normalised per clip (`multisensory.cam_to_frames`). `video_heatmap` is the
+  finer, sliding-window version used to localise.
+  """
+  from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+  maps, logits = cams(model, state, video, waveform, mesh, batch_size)
+  heat = multisensory.cam_to_frames(maps, *video.shape[1:4])
+  return np.asarray(heat), logits
+
+
+def upsample_frames(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Per-frame maps [F, h, w] -> [F, H, W] (linear, as cam_to_frames), min-max normalised over all."""
+  x = np.asarray(jax.image.resize(np.asarray(maps, np.float32), (len(maps), height, width),
+                                  method="linear"))
+  lo, span = x.min(), x.max() - x.min()
+  return (x - lo) / span if span > 0 else np.zeros_like(x)
+
+
+def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, mesh,
+                  hop: int = 1, batch_size: int = 8,
+                  clips_per_chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+  """Sliding-window CAM of a whole decoded video: heat [F, S, S] in [0, 1], logits [K].
+
+  Clips start every `hop` frames; each clip's map steps land on their frames
+  (`step_frames`), the views of a frame are averaged and the frames between
+  interpolated (`assemble_frames`), then upsampled and normalised over the
+  video. F is every frame up to the end of the last whole clip. With hop=1
+  every frame is seen at every map step's position (t views); that costs
+  N / hop times the net passes of consecutive clips, and on the synthetic
+  world it points better than consecutive clips (docs/multisensory.md).
+  Clips are cut `clips_per_chunk` at a time, so a long video never holds its
+  overlapping clips in memory at once.
+  """
+  if hop < 1:
+    raise ValueError(f"hop must be >= 1 frame, got {hop}")
+  if len(frames) < spec.num_frames:
+    raise ValueError(f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
+                     f"{spec.num_frames} frames")
+  covered = covered_frames(len(frames), spec.num_frames, hop)
+  first_frames = np.arange(0, covered - spec.num_frames + 1, hop)
+  maps, logits = [], []
+  for i in range(0, len(first_frames), clips_per_chunk):
+    video, waveform, _ = cut_clips(frames, audio, spec,
+                                   starts=first_frames[i:i + clips_per_chunk])
+    chunk_maps, chunk_logits = cams(model, state, video, waveform, mesh, batch_size)
+    maps.append(chunk_maps)
+    logits.append(chunk_logits)
+  per_frame = assemble_frames(np.concatenate(maps), first_frames, covered, spec.num_frames)
+  return upsample_frames(per_frame, *frames.shape[1:3]), np.concatenate(logits)
 
 
 ################################################################################
@@ -216,14 +326,14 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, audio: Optional[np.ndar
 ################################################################################
 
 
-def localize_file(path: str, output: str, *, config, model, state, mesh, scale: int = 0, max_seconds: Optional[float] = None) -> dict:
+def localize_file(path: str, output: str, *, config, model, state, mesh, scale: int = 0,
+                  max_seconds: Optional[float] = None, hop: int = 1) -> dict:
   """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
   channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
   spec = clip_spec(config, channels)
   frames, audio, _, _ = decode(path, spec, max_seconds)
-  video, waveform, _ = cut_clips(frames, audio, spec)
-  heat, logits = heatmaps(model, state, video, waveform, mesh)
-  shown = overlay(video, heat).reshape(-1, *video.shape[2:])  # [K * N, S, S, 3]
+  heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop)
+  shown = overlay(frames[:len(heat)], heat)  # [F, S, S, 3]
   shown = upscale(shown, scale or max(1, -(-256 // spec.image_size)))
   stem = os.path.splitext(os.path.basename(path))[0]
   folder = os.path.join(output, stem)
@@ -231,8 +341,9 @@ def localize_file(path: str, output: str, *, config, model, state, mesh, scale: 
   for i, image in enumerate(shown):
     write_png(os.path.join(folder, f"frame_{i:04d}.png"), image)
   movie = os.path.join(output, f"{stem}_cam.mp4")
-  write_mp4(movie, shown, spec.fps, waveform.reshape(-1, waveform.shape[-1]), spec.sample_rate)
-  return {"file": path, "frames": len(shown), "clips": len(video), "png_dir": folder,
+  samples = int(round(len(shown) / spec.fps * spec.sample_rate))
+  write_mp4(movie, shown, spec.fps, audio[:samples], spec.sample_rate)
+  return {"file": path, "frames": len(shown), "clips": len(logits), "png_dir": folder,
           "mp4": movie, "aligned_probability": (1 / (1 + np.exp(-logits))).round(3).tolist()}
 
 
@@ -247,6 +358,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
                       help="integer upscaling of the written frames (default: to >= 256 px)")
   parser.add_argument("--max_seconds", type=float, default=None,
                       help="localise only the first seconds of each file")
+  parser.add_argument("--hop", type=int, default=1,
+                      help="frames between the starts of the sliding clips (1: finest; the "
+                           "clip length: consecutive clips, fastest)")
   args = parser.parse_args(argv)
   from avself import train  # pylint: disable=g-import-not-at-top
   mesh = sharding.make_mesh()
@@ -259,10 +373,11 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   for path in args.files:
     summary = localize_file(path, args.output, config=config, model=model, state=state,
                             mesh=mesh, scale=args.scale,
-                            max_seconds=args.max_seconds)
+                            max_seconds=args.max_seconds, hop=args.hop)
+    probability = np.asarray(summary["aligned_probability"])
     print(f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
-          f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip "
-          f"{summary['aligned_probability']}")
+          f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip: mean "
+          f"{probability.mean():.3f}, min {probability.min():.3f}")
     summaries.append(summary)
   return summaries
 

@@ -76,17 +76,18 @@ def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
   # Solid shapes: thin rings and crosses lose their colour to chroma subsampling.
   rows = [r for r in localization.read_ground_truth(folder, "test")
           if r["objects"][0]["shape"] in ("disc", "square")][:3]
-  data = localization.load_world_clips(folder, rows, localize.clip_spec(config), clips_per_video=1)
-  assert data["video"].shape == (3, 8, 32, 32, 3) and data["video"].dtype == np.uint8
-  assert data["waveform"].shape == (3, sync.input_shapes(config)["waveform"][0], 1)
-  for clip, row in enumerate(rows):
+  videos = localization.load_world_videos(folder, rows, localize.clip_spec(config))
+  for video, row in zip(videos, rows):
+    # 3 s at 10 fps, 32 px crops, and one box list per frame.
+    assert video["frames"].shape == (30, 32, 32, 3) and video["frames"].dtype == np.uint8
+    assert len(video["boxes"]) == 30 and video["audio"].shape[1] == 1
     colour = np.asarray(row["objects"][0]["color"], np.float64)  # drawn on top of the others
     # Frames away from its bounces: a flash whitens the object.
     events = np.asarray(row["objects"][0]["event_times"] or [1e9])
-    calm = [f for f in range(8) if np.abs(f / 10.0 - events).min() > 0.25]
-    for f in calm[:2]:
-      x0, y0, x1, y1 = data["boxes"][clip][f][0]  # object 0
-      distance = np.linalg.norm(data["video"][clip, f].astype(np.float64) - colour, axis=-1)
+    calm = [f for f in range(30) if np.abs(f / 10.0 - events).min() > 0.25]
+    for f in calm[:3]:
+      x0, y0, x1, y1 = video["boxes"][f][0]  # object 0
+      distance = np.linalg.norm(video["frames"][f].astype(np.float64) - colour, axis=-1)
       row_index, col_index = np.unravel_index(np.argmin(distance), distance.shape)
       # The pixel nearest the object's colour is in its box (give or take the
       # pixel that H.264 and the resize blur it by).
@@ -94,36 +95,110 @@ def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
       assert distance.min() < 80  # the object is in view, not just the least-bad pixel
 
 
+# ------------------------------------------------------------------ sliding clips
+
+def test_cut_clips_hop_and_covered_frames():
+  spec = localize.ClipSpec(num_frames=4, fps=10.0, sample_rate=100, channels=1, image_size=2,
+                           resize_shorter=2)
+  frames = np.arange(11, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+  audio = np.arange(100, dtype=np.float32)[:, None]  # 1 s: 10 samples per frame
+  video, waveform, starts = localize.cut_clips(frames, audio, spec)  # consecutive
+  np.testing.assert_array_equal(starts, [0, 4])
+  np.testing.assert_array_equal(video[1, :, 0, 0, 0], [4, 5, 6, 7])
+  video, waveform, starts = localize.cut_clips(frames, audio, spec, hop=3)
+  np.testing.assert_array_equal(starts, [0, 3, 6])
+  np.testing.assert_array_equal(video[2, :, 0, 0, 0], [6, 7, 8, 9])
+  # Each clip's audio starts at its first frame's time; missing audio is zeros.
+  assert waveform.shape == (3, 40, 1) and waveform[1, 0, 0] == 30 and waveform[2, -1, 0] == 99
+  assert localize.covered_frames(11, 4, 3) == 10 and localize.covered_frames(11, 4, 1) == 11
+  assert localize.covered_frames(11, 4, 4) == 8 and localize.covered_frames(3, 4, 1) == 0
+  try:
+    localize.cut_clips(frames[:3], audio, spec)
+    raise AssertionError("a video shorter than a clip must be refused")
+  except ValueError as e:
+    assert "shorter than one clip" in str(e)
+
+
+def test_cam_steps_land_on_their_frames_and_views_are_averaged():
+  # A 16-frame clip with a 4-step map: step j stands for frame 4j.
+  np.testing.assert_array_equal(localize.step_frames(16, 4), [0, 4, 8, 12])
+  np.testing.assert_array_equal(localize.step_frames(8, 1), [0])
+  # Two clips of 4 frames with 2-step maps [K=2, t=2, h=1, w=2], starting at 0 and 2.
+  cams = np.array([[[[1.0, 0.0]], [[3.0, 0.0]]],
+                   [[[5.0, 0.0]], [[7.0, 2.0]]]])
+  out = localize.assemble_frames(cams, np.array([0, 2]), 6, 4)
+  assert out.shape == (6, 1, 2)
+  # Views land on frames 0, 2 (clip 0) and 2, 4 (clip 1): frame 2 averages 3 and 5.
+  np.testing.assert_allclose(out[:, 0, 0], [1.0, 2.5, 4.0, 5.5, 7.0, 7.0])
+  np.testing.assert_allclose(out[:, 0, 1], [0.0, 0.0, 0.0, 1.0, 2.0, 2.0])
+  # Hop 1: every frame gets a view of every step (where the clips reach).
+  cams = np.random.default_rng(0).normal(size=(3, 2, 1, 1))
+  out = localize.assemble_frames(cams, np.array([0, 1, 2]), 6, 4)
+  np.testing.assert_allclose(out[2, 0, 0], (cams[0, 1] + cams[2, 0])[0, 0] / 2)
+  np.testing.assert_allclose(out[5, 0, 0], out[4, 0, 0])  # past the last view: held
+
+
 # ------------------------------------------------------------------ heatmaps
 
-def test_evaluator_heatmaps_are_per_clip_normalised_and_pictures_are_images(tiny_records):
+def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(tiny_records):
+  config = tiny_sync_config(tiny_records)
+  _, model, state = model_and_state()
+  mesh = sharding.make_mesh()
+  state = jax.device_put(state, sharding.replicated(mesh))
+  spec = localize.clip_spec(config)
+  folder = _world(tiny_records)
+  video = localization.load_world_videos(folder, localization.read_ground_truth(folder, "test")[:1],
+                                         spec)[0]
+  clips, waveform, _ = localize.cut_clips(video["frames"], video["audio"], spec)
+  heat, logits = localize.heatmaps(model, state, clips, waveform, mesh)
+  k = len(clips)  # 3 s at 10 fps = 3 clips of 8 frames
+  assert k == 3 and heat.shape == (k, 8, 32, 32) and logits.shape == (k,)
+  for clip in heat:  # min-max per clip: 0 and 1 both reached (random nets are not flat)
+    assert clip.min() == 0.0 and np.isclose(clip.max(), 1.0)
+  # Sliding clips every frame: 23 clips, every one of the 30 frames covered.
+  heat, logits = localize.video_heatmap(model, state, video["frames"], video["audio"], spec, mesh)
+  assert heat.shape == (30, 32, 32) and logits.shape == (23,)
+  assert heat.min() == 0.0 and np.isclose(heat.max(), 1.0)
+  # The tiny net's map has one time step (8 frames in, 1 x 2 x 2 out): it stands for
+  # the clip's first frame, so frame f's map is clip f's (the last 7 frames hold the last).
+  maps, _ = localize.cams(model, state, *localize.cut_clips(video["frames"], video["audio"],
+                                                             spec, 1)[:2], mesh)
+  want = localize.upsample_frames(np.concatenate([maps[:, 0], np.repeat(maps[-1:, 0], 7, 0)]),
+                                  32, 32)
+  np.testing.assert_allclose(heat, want, atol=1e-6)
+  # Cut a few clips at a time (long videos): the same heat.
+  chunked, chunk_logits = localize.video_heatmap(model, state, video["frames"], video["audio"],
+                                                 spec, mesh, clips_per_chunk=5)
+  np.testing.assert_allclose(chunked, heat, atol=1e-6)
+  np.testing.assert_allclose(chunk_logits, logits, atol=1e-6)
+
+
+def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(tiny_records):
   config = tiny_sync_config(tiny_records)
   _, model, state = model_and_state()
   mesh = sharding.make_mesh()
   state = jax.device_put(state, sharding.replicated(mesh))
   folder = _world(tiny_records)
-  rows = localization.read_ground_truth(folder, "test")[:2]
-  data = localization.load_world_clips(folder, rows, localize.clip_spec(config))
-  heat, logits = localize.heatmaps(model, state, data["video"], data["waveform"], mesh)
-  k = len(data["video"])  # 3 s at 10 fps = 3 clips of 8 frames per video
-  assert k == 6 and heat.shape == (k, 8, 32, 32) and logits.shape == (k,)
-  assert heat.min() >= 0.0 and heat.max() <= 1.0
-  for clip in heat:  # min-max per clip: 0 and 1 both reached (random nets are not flat)
-    assert clip.min() == 0.0 and np.isclose(clip.max(), 1.0)
-
-  eval_config = dict(type="localization", num_videos=2, num_images=2)
+  spec = localize.clip_spec(config)
+  videos = localization.load_world_videos(folder, localization.read_ground_truth(folder, "test")[:2],
+                                          spec)
+  eval_config = dict(type="localization", num_videos=2, num_images=2, hop=2)
   evaluator = localization.Evaluator(config, ml_collections.ConfigDict(eval_config), task=sync,
                                      model=model, mesh=mesh)
   results = dict(evaluator.run(state))
   assert 0.0 <= results["pointing_accuracy"] <= 1.0
   assert 0.0 <= results["centre_baseline"] <= 1.0
-  assert 0 < results["num_frames"] <= k * 8
-  # The same pointing from the heatmaps computed above.
-  boxes = [b for clip in data["boxes"] for b in clip]
-  hits, scored = localization.pointing(localization.peak_points(heat.reshape(-1, 32, 32)), boxes)
-  assert results["pointing_accuracy"] == hits / scored and results["num_frames"] == scored
-  # The tiny net's map is 1 x 2 x 2 (8 frames, 32 px): its ceiling, as computed directly.
-  ceiling, _ = localization.resolution_ceiling(data["boxes"], 8, 32, (1, 2, 2))
+  # The same pointing from video_heatmap; hop 2 covers frames 0..29 of 30 (last clip at 22).
+  hits = scored = ceiling = 0
+  for video in videos:
+    heat, _ = localize.video_heatmap(model, state, video["frames"], video["audio"], spec, mesh,
+                                     hop=2)
+    assert heat.shape == (30, 32, 32)
+    h, s = localization.pointing(localization.peak_points(heat), video["boxes"][:30])
+    hits, scored = hits + h, scored + s
+    # A perfect map with the net's 2 x 2 cells, one per frame.
+    ceiling += localization.resolution_ceiling([video["boxes"][:30]], 30, 32, (30, 2, 2))[0]
+  assert 0 < scored == results["num_frames"] and results["pointing_accuracy"] == hits / scored
   assert results["resolution_ceiling"] == ceiling / scored
   image = results["cam_overlay"]
   assert image.shape == (2, 64, 8 * 64, 3) and image.dtype == np.uint8
@@ -147,19 +222,23 @@ def test_localize_cli_writes_pngs_and_a_decodable_mp4(tiny_records, tmp_path):
   video = os.path.join(_world(tiny_records), "videos", "clip_00001.mp4")  # 3 s, 10 fps
   output = str(tmp_path / "cam")
   summaries = localize.main([video, f"--workdir={workdir}", f"--output={output}", "--scale=2"])
-  assert summaries[0]["clips"] == 3 and summaries[0]["frames"] == 24
+  # Sliding clips of 8 frames every frame: 23 clips, all 30 frames shown.
+  assert summaries[0]["clips"] == 23 and summaries[0]["frames"] == 30
   pngs = sorted(os.listdir(os.path.join(output, "clip_00001")))
-  assert pngs == [f"frame_{i:04d}.png" for i in range(24)]
+  assert pngs == [f"frame_{i:04d}.png" for i in range(30)]
   with Image.open(os.path.join(output, "clip_00001", pngs[0])) as image:
     assert image.size == (64, 64) and image.mode == "RGB"
   with av.open(os.path.join(output, "clip_00001_cam.mp4")) as container:
     assert container.streams.video[0].codec_context.name == "h264"
     assert len(container.streams.audio) == 1
     frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-  assert len(frames) == 24 and frames[0].shape == (64, 64, 3)
+  assert len(frames) == 30 and frames[0].shape == (64, 64, 3)
   # The movie shows the PNG's picture (up to H.264 loss).
   with Image.open(os.path.join(output, "clip_00001", pngs[0])) as image:
     assert np.abs(frames[0].astype(float) - np.asarray(image, float)).mean() < 12
   assert all(0.0 <= p <= 1.0 for p in summaries[0]["aligned_probability"])
   # json-able summary for scripts.
   json.dumps(summaries)
+  # --hop=8: consecutive clips, frames up to the last whole one.
+  summaries = localize.main([video, f"--workdir={workdir}", f"--output={output}", "--hop=8"])
+  assert summaries[0]["clips"] == 3 and summaries[0]["frames"] == 24

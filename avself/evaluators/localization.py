@@ -9,15 +9,19 @@ has a known time origin, so frames and boxes line up exactly. The world lives
 beside the records (`<root>/records`, `<root>/world`, see data/world.py), or
 at `eval_config.world_dir`.
 
-Pointing (per frame): the peak of the clip's upsampled CAM in each frame is a
+Heat: `localize.video_heatmap`, the CLI's: clips every `hop` frames, each
+map step placed on the frame it stands for, the views of a frame averaged.
+
+Pointing (per frame): the peak of the video's upsampled CAM in each frame is a
 hit when it falls inside the box of a sounding object in that frame. Boxes
 are mapped from pixels of the generated video through the resize and the
 centre crop; frames where no sounding object is inside the crop are skipped.
 The centre baseline guesses the crop's centre in every frame. The resolution
-ceiling scores a perfect CAM of the net's map size: each cell holds the
-fraction of its frames and pixels covered by sounding boxes, upsampled and
-peaked like the net's. A CAM of that size cannot do better; if the ceiling is
-low, the map is too coarse for the objects, whatever the training.
+ceiling scores a perfect CAM of the net's map size in space (one map per
+frame, as the sliding clips give): each cell holds the fraction of its pixels
+covered by sounding boxes, upsampled and peaked like the net's. A CAM of
+that size cannot do better; if the ceiling is low, the map is too coarse for
+the objects, whatever the training.
 """
 import json
 import os
@@ -153,37 +157,36 @@ def clip_boxes(truth: dict, frame_index: np.ndarray, spec, resized_hw, crop) -> 
   return list(crop_boxes(boxes, truth["size"], resized_hw, crop, spec.image_size))
 
 
-def load_world_clips(folder: str, rows: list, spec, clips_per_video: int = 0) -> dict:
-  """Net clips of the world's videos `rows` with the sounding boxes of every frame.
+def load_world_videos(folder: str, rows: list, spec, max_seconds=None) -> list[dict]:
+  """The world's videos `rows` decoded for the net, with the sounding boxes of every frame.
 
-  Returns video uint8 [K, N, S, S, 3], waveform [K, n, C] and boxes: K lists
-  of N arrays [M, 4] in crop pixels.
+  Returns one dict per video: frames uint8 [F, S, S, 3], audio [n, C] and
+  boxes, F arrays [M, 4] in crop pixels.
   """
-  videos, waveforms, boxes = [], [], []
+  videos = []
   for truth in rows:
-    frames, audio, media, crop = localize.decode(os.path.join(folder, truth["file"]), spec)
-    video, waveform, starts = localize.cut_clips(frames, audio, spec)
-    if clips_per_video:
-      video, waveform, starts = (x[:clips_per_video] for x in (video, waveform, starts))
+    frames, audio, media, crop = localize.decode(os.path.join(folder, truth["file"]), spec,
+                                                 max_seconds)
     resized_hw = np.asarray(media.frames).shape[1:3]
-    for clip_start in starts:
-      frame_index = clip_start + np.arange(spec.num_frames)
-      boxes.append(clip_boxes(truth, frame_index, spec, resized_hw, crop))
-    videos.append(video)
-    waveforms.append(waveform)
+    boxes = clip_boxes(truth, np.arange(len(frames)), spec, resized_hw, crop)
+    videos.append({"frames": frames, "audio": audio, "boxes": boxes, "file": truth["file"]})
   if not videos:
-    raise ValueError(f"no clips to localise in {folder}")
-  return {"video": np.concatenate(videos), "waveform": np.concatenate(waveforms),
-          "boxes": boxes}
+    raise ValueError(f"no videos to localise in {folder}")
+  return videos
 
 
 class Evaluator:
   """Pointing accuracy of the sync net's CAM vs the centre baseline, and overlays.
 
+  Each video's heat comes from `localize.video_heatmap`: sliding clips every
+  `hop` frames, their maps placed on the frames they stand for and averaged.
+  All frames up to the last whole clip are scored.
+
   Attributes:
-    num_videos: clips of the world's eval split to use (first in clip order).
-    clips_per_video: consecutive net clips per video (0 = all that fit).
-    num_images: clips shown in TensorBoard as a strip of frames with boxes.
+    num_videos: videos of the world's eval split to use (first in clip order).
+    hop: frames between sliding clips (1: every frame at every map step).
+    max_seconds: decode only the first seconds of each video (None: all).
+    num_images: videos shown in TensorBoard as a strip of frames with boxes.
     world_dir: the synthetic world folder (default: beside the records).
   """
 
@@ -192,54 +195,71 @@ class Evaluator:
     self.config, self.model, self.mesh = config, model, mesh
     self.split = eval_config.get("split") or config.data.eval_split
     self.num_videos = int(eval_config.get("num_videos", 24))
-    self.clips_per_video = int(eval_config.get("clips_per_video", 0))
+    self.hop = int(eval_config.get("hop", 1))
+    self.max_seconds = eval_config.get("max_seconds", None)
     self.num_images = int(eval_config.get("num_images", 4))
     self.folder = world_dir(config, eval_config)
-    self._data = None  # decoded once, on the first run
-    self._ceiling_hits = None  # with it: it depends only on the clips and the map size
+    self._videos = None  # decoded once, on the first run
+    self._spec = None
+    self._ceiling_hits = None  # with them: it depends only on the videos and the map size
 
   def run(self, state):
     """Yields pointing_accuracy, centre_baseline, resolution_ceiling, num_frames, cam_overlay."""
-    if self._data is None:
+    if self._videos is None:
       channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
+      self._spec = localize.clip_spec(self.config, channels)
       rows = read_ground_truth(self.folder, self.split)[:self.num_videos]
-      self._data = load_world_clips(self.folder, rows, localize.clip_spec(self.config, channels),
-                                    self.clips_per_video)
-      # Fixed clips, fixed architecture: the ceiling is computed once.
-      _, n, size = self._data["video"].shape[:3]
-      self._ceiling_hits, _ = resolution_ceiling(self._data["boxes"], n, size,
-                                                 self._map_shape(state, self._data))
-    data = self._data
-    heat, _ = localize.heatmaps(self.model, state, data["video"], data["waveform"], self.mesh)
-    k, n, h, w = heat.shape
-    boxes = [b for clip in data["boxes"] for b in clip]  # K * N frames
-    hits, scored = pointing(peak_points(heat.reshape(k * n, h, w)), boxes)
-    base_hits, _ = pointing(centre_points(k * n, h, w), boxes)
+      self._videos = load_world_videos(self.folder, rows, self._spec, self.max_seconds)
+      self._ceiling_hits = self._ceiling(self._map_shape(state))
+    hits = base_hits = scored = 0
+    heats = []
+    for video in self._videos:
+      heat, _ = localize.video_heatmap(self.model, state, video["frames"], video["audio"],
+                                       self._spec, self.mesh, hop=self.hop)
+      f, h, w = heat.shape
+      boxes = video["boxes"][:f]
+      clip_hits, clip_scored = pointing(peak_points(heat), boxes)
+      hits, scored = hits + clip_hits, scored + clip_scored
+      base_hits += pointing(centre_points(f, h, w), boxes)[0]
+      heats.append(heat)
     yield "pointing_accuracy", hits / max(scored, 1)
     yield "centre_baseline", base_hits / max(scored, 1)
     yield "resolution_ceiling", self._ceiling_hits / max(scored, 1)
     yield "num_frames", float(scored)
     if self.num_images:
-      yield "cam_overlay", self._strips(data, heat)
+      yield "cam_overlay", self._strips(heats)
 
-  def _map_shape(self, state, data) -> tuple[int, int, int]:
-    """(t, h, w) of the net's last conv map (the CAM) for these clips."""
+  def _ceiling(self, map_shape) -> int:
+    """Hits of a perfect map with the net's cells in space and one step per frame.
+
+    The sliding clips give every frame its own map (`localize.video_heatmap`),
+    so only the map's spatial size limits it.
+    """
+    total = 0
+    for video in self._videos:
+      frames = localize.covered_frames(len(video["frames"]), self._spec.num_frames, self.hop)
+      total += resolution_ceiling([video["boxes"][:frames]], frames, video["frames"].shape[1],
+                                  (frames, *map_shape[1:]))[0]
+    return total
+
+  def _map_shape(self, state) -> tuple[int, int, int]:
+    """(t, h, w) of the net's last conv map (the CAM) for one clip."""
     import jax  # pylint: disable=g-import-not-at-top
-    video = jax.ShapeDtypeStruct((1, *data["video"].shape[1:]), np.float32)
-    waveform = jax.ShapeDtypeStruct((1, *data["waveform"].shape[1:]), np.float32)
+    spec = self._spec
+    size = self._videos[0]["frames"].shape[1]
+    video = jax.ShapeDtypeStruct((1, spec.num_frames, size, size, 3), np.float32)
+    waveform = jax.ShapeDtypeStruct((1, spec.num_samples, spec.channels), np.float32)
     out = jax.eval_shape(
         lambda v, a: self.model.apply({"params": state.params, **state.model_state}, v, a,
                                       train=False), video, waveform)
     return tuple(out["features"].shape[1:4])
 
-  def _strips(self, data, heat) -> np.ndarray:
-    """[num_images, 2S, 8 * 2S, 3] uint8: 8 frames per clip, heat overlaid, boxes in green."""
-    count = min(self.num_images, len(heat))
-    n = heat.shape[1]
-    picks = np.linspace(0, n - 1, min(8, n)).round().astype(int)
+  def _strips(self, heats) -> np.ndarray:
+    """[num_images, 2S, 8 * 2S, 3] uint8: 8 frames per video, heat overlaid, boxes in green."""
     strips = []
-    for c in range(count):
-      shown = localize.overlay(data["video"][c, picks], heat[c, picks])
-      shown = [draw_boxes(img, data["boxes"][c][i]) for img, i in zip(shown, picks)]
+    for video, heat in list(zip(self._videos, heats))[:self.num_images]:
+      picks = np.linspace(0, len(heat) - 1, min(8, len(heat))).round().astype(int)
+      shown = localize.overlay(video["frames"][picks], heat[picks])
+      shown = [draw_boxes(img, video["boxes"][i]) for img, i in zip(shown, picks)]
       strips.append(localize.upscale(np.concatenate(shown, axis=1), 2))
     return np.stack(strips)
