@@ -322,3 +322,43 @@ def test_media_load_video_and_audio(dataset):
     assert info.value.reason == reason
   assert media.output_size(720, 576, 256, sample_aspect=16 / 11) == (465, 256)
   assert media.output_size(48, 64, 24) == (24, 32)
+
+
+def test_runs_sharing_a_synthetic_cache_build_it_one_at_a_time(tiny_records, tmp_path):
+  """Two runs started together on one cache (fine-tune and scratch): no clash."""
+  import threading
+  import tiny
+  from avself.data import world
+  order = []
+
+  def second():
+    with world.building(str(tmp_path)):
+      order.append("second")
+
+  waiting = threading.Thread(target=second)
+  with world.building(str(tmp_path)):
+    waiting.start()
+    waiting.join(timeout=0.5)  # it cannot get in while the lock is held
+    order.append("first")
+  waiting.join()
+  assert order == ["first", "second"]
+
+  # Both find the records complete and reuse them, at the same time.
+  config = tiny.tiny_config()
+  config.data.synthetic = tiny.tiny_world()
+  config.data.synthetic.cache_dir = os.path.dirname(os.path.dirname(tiny_records))
+  results, errors = [], []
+
+  def run():
+    try:
+      results.append(world.ensure_synthetic_records(config.data))
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  threads = [threading.Thread(target=run) for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert not errors and results == [tiny_records] * 2
+  assert not [n for n in os.listdir(tiny_records) if n.endswith(".tmp")]

@@ -323,9 +323,38 @@ def test_hum_level_sets_the_sound_between_bursts():
       assert quiet[0] < 1e-4 and quiet[1] > 0.05, (index, quiet)
 
 
+def test_motion_cue_one_look_and_each_class_its_own_speed():
+  options = dict(size=64, duration=2.0, sample_rate=8000, fps=15,
+                 offscreen_prob=0.0, class_cue='motion')
+  classes = synthetic.class_table(10, 'motion')
+  assert [c.name for c in classes] == [f'speed_{k:02d}' for k in range(10)]
+  speeds = {}
+  for index in range(20):  # two clips of each class
+    _, _, truth, _ = synthetic.render_clip(index, SEED, options)
+    for obj in truth['objects']:
+      assert obj['shape'] == 'disc' and obj['color'] == list(classes[0].color)
+      boxes = np.array(obj['boxes'])
+      centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+      steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+      # Frames away from a wall move by the full speed; a bounce frame less.
+      measured = np.percentile(steps, 90) * 15 / 64  # frame sizes per second
+      lo, hi = classes[obj['class_index']].speed
+      assert lo - 0.01 <= measured <= hi + 0.01, (index, measured, lo, hi)
+      speeds.setdefault(obj['class_index'], []).append(measured)
+  means = [np.mean(speeds[k]) for k in sorted(speeds)]
+  assert np.all(np.diff(means) > 0) and means[-1] / means[0] > 6
+  # The look world is untouched by the option's existence: same key, same clip.
+  default = synthetic.as_options()
+  assert 'class_cue' not in synthetic._cache_key(4, 0, default, False)['options']
+  assert synthetic._cache_key(4, 0, synthetic.as_options(class_cue='motion'),
+                              False)['options']['class_cue'] == 'motion'
+  look = synthetic.class_table(10)
+  assert len({c.color for c in look}) == 10 and look[0].speed == (0.25, 0.6)
+
+
 @pytest.mark.parametrize('bad', [dict(pitch_spread=-1.0), dict(background_noise=-0.1),
                                  dict(hum_level=-0.2), dict(silent_prob=1.5),
-                                 dict(offscreen_prob=-0.1)])
+                                 dict(offscreen_prob=-0.1), dict(class_cue='colour')])
 def test_bad_world_options_are_refused_by_name(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):

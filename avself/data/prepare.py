@@ -429,7 +429,7 @@ def _read_json(path: str) -> Optional[dict]:
 def _write_json(path: str, value: dict) -> None:
   """Writes JSON atomically (temp file + rename)."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + ".tmp"
+  tmp = f"{path}.{os.getpid()}.tmp"  # one per writer: two runs may write it at once
   with open(tmp, "w") as f:
     json.dump(value, f, indent=1)
   os.replace(tmp, path)

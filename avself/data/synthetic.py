@@ -14,7 +14,9 @@ default world is unchanged by them): `pitch_spread` moves each source's pitch
 by up to +-pitch_spread / 2 octaves, so that a class is told by its timbre and
 pitch region rather than one pitch; `background_noise` adds off-screen noise
 whose level and colour wander within the clip; `hum_level` sets the hum under the bursts;
-`silent_prob` mutes visible objects other than the main one.
+`silent_prob` mutes visible objects other than the main one; `class_cue='motion'`
+gives every class one look and its own speed instead (classes told apart by how
+fast they move and bounce, as actions are: the action-recognition world).
 
 Run:
   python -m avself.data.synthetic --output=/tmp/synth --num_videos=200 --seed=0
@@ -71,6 +73,12 @@ _HUE_NAMES = ('red', 'orange', 'yellow', 'lime', 'green', 'spring', 'cyan',
               'azure', 'blue', 'violet', 'magenta', 'rose')  # every 30 deg
 
 _LOWEST_HZ, _HIGHEST_HZ = 200.0, 4000.0
+CLASS_CUES = ('look', 'motion')
+# class_cue='motion': the one look (shape, hue) and the speeds of classes 0 and
+# K-1 (frame sizes / s, log-spaced between), each object within +-8% of its own.
+_MOTION_LOOK = ('disc', 7 / 12)
+_MOTION_SPEEDS = (0.12, 0.96)
+_MOTION_JITTER = 0.08
 _FLASH_GROW = 0.2  # a flashing object is 20% larger ...
 _FLASH_WHITEN = 0.6  # ... and 60% of the way to white.
 _MIX_PEAK = 0.8  # the mix is scaled to this peak, leaving AAC headroom
@@ -100,6 +108,12 @@ class WorldOptions:
   # bright noise whose loudness (RMS, relative to a burst's peak, uniform in
   # [0, background_noise]) is drawn afresh every 0.5 s. 0 = none.
   background_noise: float = 0.0
+  # What tells the classes apart on screen. 'look': each class its colour and
+  # shape, every object a random speed (0.25-0.6 frame sizes per second).
+  # 'motion': one colour and shape for all; class k moves at its own speed,
+  # log-spaced from 0.12 to 0.96 frame sizes per second (+-8% per object), so
+  # that only motion and bounce rate name the class. Sounds stay per class.
+  class_cue: str = 'look'
 
   @property
   def num_frames(self):
@@ -119,6 +133,7 @@ class ObjectClass:
   color: tuple  # (r, g, b) uint8 values
   fundamental_hz: float
   timbre: str
+  speed: tuple = (0.25, 0.6)  # range of an object's speed, frame sizes / s
 
 
 def as_options(options=None, **overrides):
@@ -135,14 +150,21 @@ def as_options(options=None, **overrides):
   for name in ('pitch_spread', 'background_noise', 'hum_level'):
     if getattr(options, name) < 0:
       raise ValueError(f'{name} must be >= 0: {getattr(options, name)}')
+  if options.class_cue not in CLASS_CUES:
+    raise ValueError(f'class_cue must be one of {CLASS_CUES}: '
+                     f'{options.class_cue!r}')
   for name in ('silent_prob', 'offscreen_prob'):
     if not 0 <= getattr(options, name) <= 1:
       raise ValueError(f'{name} must be in [0, 1]: {getattr(options, name)}')
   return options
 
 
-def class_table(num_classes):
-  """The K classes: hues spread round the wheel, 5 shapes, log-spaced pitch."""
+def class_table(num_classes, class_cue='look'):
+  """The K classes: hues spread round the wheel, 5 shapes, log-spaced pitch.
+
+  With class_cue='motion' every class has the same look (an azure disc) and
+  its own speed range, log-spaced (WorldOptions.class_cue); the names say so.
+  """
   classes, used = [], set()
   for k in range(num_classes):
     hue = k / num_classes
@@ -152,10 +174,18 @@ def class_table(num_classes):
       name = f'{name}_{k}'
     used.add(name)
     frac = k / max(num_classes - 1, 1)
-    classes.append(ObjectClass(
+    cls = ObjectClass(
         index=k, name=name, shape=shape, color=_hue_to_rgb(hue),
         fundamental_hz=_LOWEST_HZ * (_HIGHEST_HZ / _LOWEST_HZ)**frac,
-        timbre=TIMBRES[k % len(TIMBRES)]))
+        timbre=TIMBRES[k % len(TIMBRES)])
+    if class_cue == 'motion':
+      lo, hi = _MOTION_SPEEDS
+      speed = lo * (hi / lo)**frac
+      cls = dataclasses.replace(
+          cls, name=f'speed_{k:02d}', shape=_MOTION_LOOK[0],
+          color=_hue_to_rgb(_MOTION_LOOK[1]),
+          speed=(speed * (1 - _MOTION_JITTER), speed * (1 + _MOTION_JITTER)))
+    classes.append(cls)
   return classes
 
 
@@ -225,7 +255,7 @@ def _merge_close(times, min_gap):
 
 def _sample_scene(rng, options, index):
   """Classes, motion, events and loudness of the clip's sources."""
-  classes = class_table(options.num_classes)
+  classes = class_table(options.num_classes, options.class_cue)
   size, duration = options.size, options.duration
   num_objects = int(rng.integers(1, min(options.max_objects,
                                         options.num_classes) + 1))
@@ -239,7 +269,7 @@ def _sample_scene(rng, options, index):
                                 for e in _EXTENTS[cls.shape])
     # Centre limits keep even a flashing object inside the frame.
     x_lim, y_lim = (left, size - right), (top, size - bottom)
-    speed = rng.uniform(0.25, 0.6) * size  # px / s
+    speed = rng.uniform(*cls.speed) * size  # px / s
     angle = rng.uniform(0, 2 * np.pi)
     vx, vy = speed * np.cos(angle), speed * np.sin(angle)
     x0, y0 = rng.uniform(*x_lim), rng.uniform(*y_lim)
@@ -608,9 +638,17 @@ def _make_clip(job):
   return truth
 
 
+# Options added after VERSION 1's folders were written: in the key only when
+# set, so that a folder written before them stays valid.
+_KEYED_WHEN_SET = ('class_cue',)
+
+
 def _cache_key(num_videos, seed, options, write_stems):
+  defaults = WorldOptions()
+  keyed = {k: v for k, v in dataclasses.asdict(options).items()
+           if k not in _KEYED_WHEN_SET or v != getattr(defaults, k)}
   return dict(version=VERSION, num_videos=num_videos, seed=seed,
-              write_stems=write_stems, options=dataclasses.asdict(options))
+              write_stems=write_stems, options=keyed)
 
 
 def _is_complete(output_dir, key):
@@ -665,13 +703,14 @@ def generate(output_dir, num_videos, seed, workers=None, write_stems=True,
   _write_tables(output_dir, truths)
   seconds = time.time() - start
   summary = dict(
-      key, class_names=[c.name for c in class_table(options.num_classes)],
+      key, class_names=[c.name for c in class_table(options.num_classes,
+                                                    options.class_cue)],
       num_train=splits.count('train'), num_test=splits.count('test'),
       num_offscreen=sum(t['offscreen'] is not None for t in truths),
       seconds=round(seconds, 3),
       clips_per_second=round(num_videos / max(seconds, 1e-9), 3))
   # Written last and atomically: its presence means the folder is complete.
-  tmp = os.path.join(output_dir, 'summary.json.tmp')
+  tmp = os.path.join(output_dir, f'summary.json.{os.getpid()}.tmp')
   with open(tmp, 'w') as f:
     json.dump(summary, f, indent=1)
   os.replace(tmp, os.path.join(output_dir, 'summary.json'))

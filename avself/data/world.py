@@ -4,7 +4,9 @@ Runs the same two commands a user would (`avself.data.synthetic`, then
 `avself.data.prepare`), so the demo exercises the real ingest path: mp4
 files with H.264 video and AAC audio, decoded by PyAV into TFRecords.
 """
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -37,11 +39,29 @@ def ensure_synthetic_records(data_config) -> str:
   videos_dir = os.path.join(root, "world")
   records_dir = os.path.join(root, "records")
   if jax.process_index() == 0:
-    _build(s, data_config, videos_dir, records_dir)
+    with building(root):
+      _build(s, data_config, videos_dir, records_dir)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("avself_synthetic_records")
   return records_dir
+
+
+@contextlib.contextmanager
+def building(root: str):
+  """Holds `root`/.lock while the world and records are built or checked.
+
+  Runs started together on one cache (a fine-tuning run and its scratch
+  baseline) would otherwise write the same files at once; the second waits,
+  then finds them complete and reuses them.
+  """
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, ".lock"), "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _build(s, data_config, videos_dir, records_dir) -> None:

@@ -1,0 +1,65 @@
+"""Every shipped config loads, passes validation and names a valid synthetic world."""
+import dataclasses
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from avself import config_lib
+from avself.data import synthetic
+from avself.data import world
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
+# Each config, and its runlocal variant where it has one.
+CASES = [(p, None) for p in CONFIGS] + [
+    (p, "runlocal") for p in CONFIGS if '"runlocal" in variants' in open(p).read()]
+
+
+def _load(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("path,arg", CASES,
+                         ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES])
+def test_config_loads_and_validates(path, arg):
+  config = _load(path).get_config(arg)
+  if not config.data.get("synthetic") and not config.data.get("path"):
+    config.data.path = "/data/records"  # paper-scale configs take it on the command line
+  config.batch_size *= 8  # the test's 8 devices (validate wants a multiple)
+  config_lib.validate(config)
+  s = config.data.get("synthetic")
+  if s is not None and not config.data.get("path"):
+    fields = {f.name for f in dataclasses.fields(synthetic.WorldOptions)}
+    options = {k: v for k, v in s.items() if k in fields}
+    synthetic.as_options(**options)  # raises on a bad world
+
+
+def test_action_synthetic_fine_tunes_the_motion_sync_run():
+  """The pre-training run it starts from has its net and its world's kind of clips."""
+  action = _load(os.path.join(REPO, "configs", "action_synthetic.py"))
+  sync = _load(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  fine, pre = action.get_config(), sync.get_config("motion")
+  assert fine.init_from == "/tmp/multisensory_synthetic_motion"
+  assert action.get_config("scratch").init_from == ""
+  for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
+    assert fine.model[key] == pre.model[key], key
+  assert fine.data.image_size == pre.data.image_size == 56
+  assert fine.data.synthetic.class_cue == pre.data.synthetic.class_cue == "motion"
+  # Unlabelled pre-training videos are another world than the labelled ones.
+  assert world._key(fine.data) != world._key(pre.data)
+  assert fine.data.synthetic.seed != pre.data.synthetic.seed
+  look = action.get_config("look")
+  assert "class_cue" not in look.data.synthetic  # the sync world, same cache
+  assert world._key(look.data) == world._key(
+      _with_shorter_side(sync.get_config("cam").data, 64))
+
+
+def _with_shorter_side(data, size):
+  data = data.copy_and_resolve_references()
+  data.synthetic.shorter_side = size
+  return data
