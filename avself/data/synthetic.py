@@ -16,7 +16,8 @@ pitch region rather than one pitch; `background_noise` adds off-screen noise
 whose level and colour wander within the clip; `hum_level` sets the hum under the bursts;
 `silent_prob` mutes visible objects other than the main one; `class_cue='motion'`
 gives every class one look and its own speed instead (classes told apart by how
-fast they move and bounce, as actions are: the action-recognition world).
+fast they move and bounce, as actions are: the action-recognition world);
+`flash=0` hides the bounce flash, so a bounce is seen only as a turn.
 
 Run:
   python -m avself.data.synthetic --output=/tmp/synth --num_videos=200 --seed=0
@@ -114,6 +115,10 @@ class WorldOptions:
   # log-spaced from 0.12 to 0.96 frame sizes per second (+-8% per object), so
   # that only motion and bounce rate name the class. Sounds stay per class.
   class_cue: str = 'look'
+  # Strength of the visible flash at a bounce (growth and whitening), 1 = full.
+  # 0: a bounce is seen only as the turn of the object's path, so telling it
+  # takes motion, as a hit does in real video.
+  flash: float = 1.0
 
   @property
   def num_frames(self):
@@ -153,7 +158,7 @@ def as_options(options=None, **overrides):
   if options.class_cue not in CLASS_CUES:
     raise ValueError(f'class_cue must be one of {CLASS_CUES}: '
                      f'{options.class_cue!r}')
-  for name in ('silent_prob', 'offscreen_prob'):
+  for name in ('silent_prob', 'offscreen_prob', 'flash'):
     if not 0 <= getattr(options, name) <= 1:
       raise ValueError(f'{name} must be in [0, 1]: {getattr(options, name)}')
   return options
@@ -375,7 +380,7 @@ def _render_frames(rng, options, objects):
   for obj in reversed(objects):
     cls = obj['cls']
     cx, cy = _centres(obj, times)
-    flash = _flash(obj['events'], times, fps)
+    flash = options.flash * _flash(obj['events'], times, fps)
     radius = obj['radius'] * (1 + _FLASH_GROW * flash)  # [T]
     color = np.asarray(cls.color, np.float32)
     color = color + (255 - color) * _FLASH_WHITEN * flash[:, None]  # [T, 3]
@@ -601,13 +606,16 @@ def write_mp4(path, frames, audio, fps, sample_rate):
   """Writes frames [T, H, W, 3] uint8 and audio [S] / [S, C] as H.264 + AAC."""
   layout = 'mono' if audio.ndim == 1 else 'stereo'
   planar = np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float32)
-  # bitexact + one encoder thread: the same input gives the same bytes.
+  # bitexact, one encoder thread and x264's cpu-independent: the same input
+  # gives the same bytes. Without the last, x264's float code paths on AVX-512
+  # CPUs gave a few different encodings of one clip in 15 tries.
   with av.open(path, 'w', format='mp4',
                options={'fflags': '+bitexact'}) as container:
     video = container.add_stream('libx264', rate=fps)
     video.width, video.height = frames.shape[2], frames.shape[1]
     video.pix_fmt = 'yuv420p'
-    video.options = {'preset': 'veryfast', 'crf': '20'}
+    video.options = {'preset': 'veryfast', 'crf': '20',
+                     'x264-params': 'cpu-independent=1'}
     video.codec_context.thread_count = 1
     sound = container.add_stream('aac', rate=sample_rate, layout=layout)
     sound.options = {'aac_coder': 'fast'}  # 2x faster than twoloop, fine here
@@ -640,7 +648,7 @@ def _make_clip(job):
 
 # Options added after VERSION 1's folders were written: in the key only when
 # set, so that a folder written before them stays valid.
-_KEYED_WHEN_SET = ('class_cue',)
+_KEYED_WHEN_SET = ('class_cue', 'flash')
 
 
 def _cache_key(num_videos, seed, options, write_stems):
