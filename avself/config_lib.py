@@ -31,6 +31,18 @@ def _require(config, key: str):
   return node
 
 
+def variants(arg: str | None, known: tuple[str, ...]) -> set[str]:
+  """The comma-separated variants of `--config=FILE.py:a,b`; a name not in `known` raises.
+
+  A typo ("scrach") would otherwise run the default config without a word.
+  """
+  names = {v.strip() for v in (arg or "").split(",")} - {""}
+  unknown = sorted(names - set(known))
+  if unknown:
+    raise ValueError(f"unknown config variant(s) {unknown}: this config has {list(known)}")
+  return names
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the key for values that cannot work."""
   for key in ("task", "seed", "batch_size", "total_steps", "model.name",
@@ -146,6 +158,8 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.hum_level = 0.2  # Continuous hum relative to a bounce's burst.
   s.pitch_spread = 0.0  # Octaves over which a source's pitch varies around its class's.
   s.background_noise = 0.0  # Most off-screen noise (RMS, relative to a burst's peak).
+  s.class_cue = "look"  # 'look': classes differ in colour and shape; 'motion': in speed.
+  s.flash = 1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
   s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).

@@ -30,7 +30,7 @@ from avself import config_lib
 
 def get_config(arg=None):
   """ActionClassifier (width 1) on UCF-101 clips."""
-  variants = set((arg or "").split(","))
+  variants = config_lib.variants(arg, ("scratch", "runlocal"))
   c = config_lib.base_config()
   c.task = "action"
   c.init_from = "" if "scratch" in variants else "/ckpt/multisensory"

@@ -50,7 +50,7 @@ def get_config(arg=None):
   c.evals.retrieval = ml_collections.ConfigDict(dict(
       type="retrieval", k=30, level="window", probe=False, random_init=True,
       picture_queries=3, ontology=""))
-  if arg == "runlocal":
+  if "runlocal" in config_lib.variants(arg, ("runlocal",)):
     c.batch_size = 8
     c.total_steps = 20
     c.log_every_steps = 5
@@ -58,6 +58,4 @@ def get_config(arg=None):
     c.checkpoint.every_steps = 10
     c.data.shuffle_buffer = 64
     c.evals.avc.num_examples = 64
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r}: use '' or 'runlocal'")
   return c

@@ -17,7 +17,7 @@ from avself import config_lib
 
 def get_config(arg=None):
   """Small AVE-Net that 2 CPU cores train in minutes."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = config_lib.base_config()
   c.batch_size = 32
   c.total_steps = 600

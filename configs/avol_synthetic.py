@@ -14,7 +14,7 @@ from avself import config_lib
 
 def get_config(arg=None):
   """Same world, sizes and budget as configs/avenet_synthetic.py."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = config_lib.base_config()
   c.task = "avol"
   c.batch_size = 32

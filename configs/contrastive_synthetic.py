@@ -29,11 +29,9 @@ def get_config(arg=None):
   c.model.spectrogram_shape = (64, 98)
   c.optimizer.learning_rate = 1e-3
   c.contrastive = contrastive.default_options()
-  if arg == "sigmoid":
+  if "sigmoid" in config_lib.variants(arg, ("sigmoid",)):
     c.contrastive.loss = "sigmoid"
     c.contrastive.temperature_init = 0.1  # SigLIP: t' = log 10
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r}: use '' or 'sigmoid'")
 
   d = c.data
   d.synthetic = config_lib.synthetic_world_config()

@@ -15,7 +15,7 @@ from avself.tasks import crossmodal
 
 def get_config(arg=None):
   """Same world, sizes and budget as configs/avenet_synthetic.py."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = config_lib.base_config()
   c.task = "crossmodal"
   c.batch_size = 32

@@ -35,7 +35,7 @@ def get_config(arg=None):
   d.spectrogram.frame_step = 240
   d.spectrogram.fft_length = 512
   d.shuffle_buffer = 20_000
-  if arg == "runlocal":
+  if "runlocal" in config_lib.variants(arg, ("runlocal",)):
     c.batch_size = 8
     c.total_steps = 20
     c.log_every_steps = 5

@@ -8,7 +8,7 @@ from avself import config_lib
 
 def get_config(arg=None):
   """Width 1/8, 32x32 frames, 32x49 log-mel, a 48-clip synthetic world."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = config_lib.base_config()
   c.batch_size = 16
   c.total_steps = 20

@@ -25,7 +25,7 @@ from avself import config_lib
 
 def get_config(arg=None):
   """The paper's sync net and clips."""
-  variants = set((arg or "").split(","))
+  variants = config_lib.variants(arg, ("cam", "runlocal"))
   c = config_lib.base_config()
   c.task = "sync"
   c.batch_size = 16

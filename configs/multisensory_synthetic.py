@@ -22,6 +22,10 @@ Variants (`--config=configs/multisensory_synthetic.py:VARIANT`):
             one look, class = speed; seed 1) at 56 px, from the CAM net
             (default /tmp/multisensory_synthetic_cam): the pre-training of
             configs/action_synthetic.py (~5 min).
+  noflash   with `motion`: the world's bounces do not flash (`flash=0`), so
+            a bounce is seen only as the turn of the object's path and sync
+            must be told from motion (the pre-training of
+            configs/action_synthetic.py:noflash).
   runlocal  a few steps, to check that everything runs.
 """
 import ml_collections
@@ -141,11 +145,13 @@ def get_config(arg=None):
   c.evals.sync = dict(type="sync", num_examples=256)
   # Heat of clips starting at every frame (hop=1): docs/multisensory.md.
   c.evals.localization = dict(type="localization", num_videos=24, num_images=4, hop=1)
-  variants = set((arg or "").split(","))
+  variants = config_lib.variants(arg, ("cam", "motion", "noflash", "runlocal"))
   if "cam" in variants:
     cam_variant(c)
   if "motion" in variants:
     motion_variant(c)
+  if "noflash" in variants:
+    c.data.synthetic.flash = 0.0
   if "runlocal" in variants:
     c.total_steps = 4
     c.eval_every_steps = c.checkpoint.every_steps = 4

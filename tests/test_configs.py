@@ -3,6 +3,7 @@ import dataclasses
 import glob
 import importlib.util
 import os
+import re
 
 import pytest
 
@@ -12,9 +13,17 @@ from avself.data import world
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
-# Each config, and its runlocal variant where it has one.
-CASES = [(p, None) for p in CONFIGS] + [
-    (p, "runlocal") for p in CONFIGS if '"runlocal" in variants' in open(p).read()]
+
+
+def _variants(path):
+  """The variant names a config declares to config_lib.variants."""
+  found = re.search(r"config_lib\.variants\(arg, \(([^)]*)\)\)", open(path).read())
+  assert found, f"{path}: get_config should check its arg with config_lib.variants"
+  return re.findall(r'"(\w+)"', found.group(1))
+
+
+# Each config, and each of its variants.
+CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in _variants(p)]
 
 
 def _load(path):
@@ -39,6 +48,15 @@ def test_config_loads_and_validates(path, arg):
     synthetic.as_options(**options)  # raises on a bad world
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_an_unknown_variant_is_refused_with_the_known_ones(path):
+  with pytest.raises(ValueError, match="unknown config variant.*'typo'"):
+    _load(path).get_config("typo")
+  if _variants(path):  # also beside a good one
+    with pytest.raises(ValueError, match="typo"):
+      _load(path).get_config(f"{_variants(path)[0]},typo")
+
+
 def test_action_synthetic_fine_tunes_the_motion_sync_run():
   """The pre-training run it starts from has its net and its world's kind of clips."""
   action = _load(os.path.join(REPO, "configs", "action_synthetic.py"))
@@ -54,7 +72,7 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
   assert world._key(fine.data) != world._key(pre.data)
   assert fine.data.synthetic.seed != pre.data.synthetic.seed
   look = action.get_config("look")
-  assert "class_cue" not in look.data.synthetic  # the sync world, same cache
+  assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
   assert world._key(look.data) == world._key(
       _with_shorter_side(sync.get_config("cam").data, 64))
 

@@ -352,9 +352,42 @@ def test_motion_cue_one_look_and_each_class_its_own_speed():
   assert len({c.color for c in look}) == 10 and look[0].speed == (0.25, 0.6)
 
 
+def test_flash_zero_hides_the_bounce_flash_and_changes_nothing_else():
+  options = dict(size=64, duration=2.0, sample_rate=8000, fps=15,
+                 offscreen_prob=0.0, max_objects=1)
+  seen_bounce = False
+  for index in range(4):
+    frames, audio, truth, _ = synthetic.render_clip(index, SEED, options)
+    plain, plain_audio, plain_truth, _ = synthetic.render_clip(
+        index, SEED, dict(options, flash=0.0))
+    np.testing.assert_array_equal(audio, plain_audio)  # the sound is the same
+    obj, plain_obj = truth['objects'][0], plain_truth['objects'][0]
+    assert obj['event_times'] == plain_obj['event_times']
+    color = np.array(obj['color'], float)
+    whitened = color + (255 - color) * 0.6
+    for t, (x0, y0, x1, y1) in enumerate(plain_obj['boxes']):
+      region = (slice(int(y0), int(np.ceil(y1))), slice(int(x0), int(np.ceil(x1))))
+      white = lambda f: (np.abs(f[region] - whitened).max(axis=-1) < 40).mean()
+      gap = np.abs(np.array(obj['event_times']) - t / 15).min(initial=1e9) * 15
+      if gap < 0.25:  # a bounce frame: flashes with flash=1, not with 0
+        seen_bounce = True
+        assert white(frames[t]) > 0.2 and white(plain[t]) == 0, (index, t)
+      # Same path and size away from bounces; at one, the box does not grow.
+      box, plain_box = np.array(obj['boxes'][t]), np.array(plain_obj['boxes'][t])
+      if gap > 2:
+        np.testing.assert_allclose(plain_box, box, atol=1e-6)
+      assert (plain_box[:2] >= box[:2] - 1e-6).all() and (plain_box[2:] <= box[2:] + 1e-6).all()
+  assert seen_bounce
+  key = synthetic._cache_key(4, 0, synthetic.as_options(), False)['options']
+  assert 'flash' not in key
+  assert synthetic._cache_key(4, 0, synthetic.as_options(flash=0.0),
+                              False)['options']['flash'] == 0.0
+
+
 @pytest.mark.parametrize('bad', [dict(pitch_spread=-1.0), dict(background_noise=-0.1),
                                  dict(hum_level=-0.2), dict(silent_prob=1.5),
-                                 dict(offscreen_prob=-0.1), dict(class_cue='colour')])
+                                 dict(offscreen_prob=-0.1), dict(class_cue='colour'),
+                                 dict(flash=1.5)])
 def test_bad_world_options_are_refused_by_name(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):
