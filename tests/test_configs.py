@@ -22,8 +22,12 @@ def _variants(path):
   return re.findall(r'"(\w+)"', found.group(1))
 
 
-# Each config, and each of its variants.
-CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in _variants(p)]
+# Each config, each of its variants, and the combinations the docs use.
+COMBINED = {"multisensory_synthetic.py": ["motion,noflash", "motion,runlocal",
+                                          "motion,noflash,runlocal", "cam,runlocal"],
+            "action_synthetic.py": ["noflash,scratch", "noflash,runlocal", "look,scratch"]}
+CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in _variants(p)] + [
+    (p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
 
 
 def _load(path):
@@ -75,6 +79,19 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
   assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
   assert world._key(look.data) == world._key(
       _with_shorter_side(sync.get_config("cam").data, 64))
+
+
+def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
+  action = _load(os.path.join(REPO, "configs", "action_synthetic.py"))
+  sync = _load(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
+  assert fine.init_from == "/tmp/multisensory_synthetic_motion_noflash"
+  assert action.get_config("noflash,scratch").init_from == ""
+  assert fine.data.synthetic.flash == pre.data.synthetic.flash == 0.0
+  assert pre.init_from == "" and pre.data.synthetic.class_cue == "motion"
+  for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
+    assert fine.model[key] == pre.model[key], key
+  assert world._key(fine.data) != world._key(pre.data)
 
 
 def _with_shorter_side(data, size):
