@@ -52,7 +52,10 @@ def test_config_loads_and_validates(path, arg):
     synthetic.as_options(**options)  # raises on a bad world
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))
+
+
+@pytest.mark.parametrize("path", CONFIGS + EVAL_CONFIGS, ids=os.path.basename)
 def test_an_unknown_variant_is_refused_with_the_known_ones(path):
   with pytest.raises(ValueError, match="unknown config variant.*'typo'"):
     _load(path).get_config("typo")

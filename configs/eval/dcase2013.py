@@ -8,10 +8,12 @@ Reports the mean clip accuracy over the 5 folds (10 classes: chance 0.1).
 import ml_collections
 from ml_collections import config_dict
 
+from avself import config_lib
+
 
 def get_config(arg=None):
   """The audio probe on DCASE 2013 scenes (TFDS `dcase2013_scenes`)."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.dcase2013 = dict(

@@ -12,10 +12,12 @@ and for a random-init network.
 import ml_collections
 from ml_collections import config_dict
 
+from avself import config_lib
+
 
 def get_config(arg=None):
   """The audio probe on ESC-50 (TFDS `esc50`)."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.esc50 = dict(

@@ -9,10 +9,12 @@ The vision probe takes, for every 1 s audio window, the frame at its centre
 import ml_collections
 from ml_collections import config_dict
 
+from avself import config_lib
+
 
 def get_config(arg=None):
   """Audio and vision probes on TFDS `kinetics_sounds/fps1`."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   for modality in ("audio", "vision"):

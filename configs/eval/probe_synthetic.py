@@ -23,10 +23,12 @@ rate). See docs/evaluation.md.
 import ml_collections
 from ml_collections import config_dict
 
+from avself import config_lib
+
 
 def get_config(arg=None):
   """AVC accuracy + audio (few-label and all-label) and vision probes on the run's records."""
-  del arg
+  config_lib.variants(arg, ())  # none: a name given by mistake raises
   c = ml_collections.ConfigDict()
   # None: the records the checkpoint was trained on (the config stored with it).
   c.data = ml_collections.ConfigDict(dict(path=config_dict.placeholder(str)))
