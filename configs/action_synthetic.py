@@ -55,9 +55,13 @@ def _sync_config_module():
   return module
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("scratch", "look", "noflash", "runlocal")
+
+
 def get_config(arg=None):
   """ActionClassifier with the CAM net's width, strides and stages, on the motion world."""
-  variants = config_lib.variants(arg, ("scratch", "look", "noflash", "runlocal"))
+  variants = config_lib.variants(arg, VARIANTS)
   sync = _sync_config_module().get_config("cam")
   c = config_lib.base_config()
   c.task = "action"

@@ -28,9 +28,13 @@ import ml_collections
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("scratch", "runlocal")
+
+
 def get_config(arg=None):
   """ActionClassifier (width 1) on UCF-101 clips."""
-  variants = config_lib.variants(arg, ("scratch", "runlocal"))
+  variants = config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.task = "action"
   c.init_from = "" if "scratch" in variants else "/ckpt/multisensory"

@@ -22,6 +22,10 @@ import ml_collections
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("runlocal",)
+
+
 def get_config(arg=None):
   """Paper-scale AVE-Net; `runlocal` for a laptop-size smoke run."""
   c = config_lib.base_config()
@@ -50,7 +54,7 @@ def get_config(arg=None):
   c.evals.retrieval = ml_collections.ConfigDict(dict(
       type="retrieval", k=30, level="window", probe=False, random_init=True,
       picture_queries=3, ontology=""))
-  if "runlocal" in config_lib.variants(arg, ("runlocal",)):
+  if "runlocal" in config_lib.variants(arg, VARIANTS):
     c.batch_size = 8
     c.total_steps = 20
     c.log_every_steps = 5

@@ -15,9 +15,13 @@ import ml_collections
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Small AVE-Net that 2 CPU cores train in minutes."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.batch_size = 32
   c.total_steps = 600

@@ -12,9 +12,13 @@ import ml_collections
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Same world, sizes and budget as configs/avenet_synthetic.py."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.task = "avol"
   c.batch_size = 32

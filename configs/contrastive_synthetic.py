@@ -15,6 +15,10 @@ from avself import config_lib
 from avself.tasks import contrastive
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("sigmoid",)
+
+
 def get_config(arg=None):
   """`arg`: '' (InfoNCE) or 'sigmoid'."""
   c = config_lib.base_config()
@@ -29,7 +33,7 @@ def get_config(arg=None):
   c.model.spectrogram_shape = (64, 98)
   c.optimizer.learning_rate = 1e-3
   c.contrastive = contrastive.default_options()
-  if "sigmoid" in config_lib.variants(arg, ("sigmoid",)):
+  if "sigmoid" in config_lib.variants(arg, VARIANTS):
     c.contrastive.loss = "sigmoid"
     c.contrastive.temperature_init = 0.1  # SigLIP: t' = log 10
 

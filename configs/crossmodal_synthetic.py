@@ -13,9 +13,13 @@ from avself import config_lib
 from avself.tasks import crossmodal
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Same world, sizes and budget as configs/avenet_synthetic.py."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.task = "crossmodal"
   c.batch_size = 32

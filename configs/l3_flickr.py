@@ -13,6 +13,10 @@ r"""L3-Net at paper scale on Flickr-SoundNet (Arandjelovic & Zisserman, ICCV 201
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("runlocal",)
+
+
 def get_config(arg=None):
   """Paper-scale L3-Net; `runlocal` for a laptop-size smoke run."""
   c = config_lib.base_config()
@@ -35,7 +39,7 @@ def get_config(arg=None):
   d.spectrogram.frame_step = 240
   d.spectrogram.fft_length = 512
   d.shuffle_buffer = 20_000
-  if "runlocal" in config_lib.variants(arg, ("runlocal",)):
+  if "runlocal" in config_lib.variants(arg, VARIANTS):
     c.batch_size = 8
     c.total_steps = 20
     c.log_every_steps = 5

@@ -9,6 +9,10 @@ r"""L3-Net on Kinetics-Sounds (34 classes; Arandjelovic & Zisserman 2017, Sec. 4
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("runlocal",)
+
+
 def get_config(arg=None):
   """Paper-scale L3-Net on Kinetics-Sounds."""
   c = config_lib.base_config()
@@ -27,7 +31,7 @@ def get_config(arg=None):
   d.spectrogram.frame_step = 240
   d.spectrogram.fft_length = 512
   d.shuffle_buffer = 10_000
-  if "runlocal" in config_lib.variants(arg, ("runlocal",)):
+  if "runlocal" in config_lib.variants(arg, VARIANTS):
     c.batch_size = 8
     c.total_steps = 20
     c.evals.avc.num_examples = 64

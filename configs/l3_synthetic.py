@@ -17,9 +17,13 @@ a clip's sound names its class; 1500 videos, because fewer overfit.
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Small widths and resolutions so that 2 CPU cores train it in minutes."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.batch_size = 64
   c.total_steps = 1400

@@ -6,9 +6,13 @@ r"""A seconds-long L3-Net smoke run (tests, multi-process emulation, CI).
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Width 1/8, 32x32 frames, 32x49 log-mel, a 48-clip synthetic world."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.batch_size = 16
   c.total_steps = 20

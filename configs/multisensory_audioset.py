@@ -23,9 +23,13 @@ import ml_collections
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("cam", "runlocal")
+
+
 def get_config(arg=None):
   """The paper's sync net and clips."""
-  variants = config_lib.variants(arg, ("cam", "runlocal"))
+  variants = config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.task = "sync"
   c.batch_size = 16

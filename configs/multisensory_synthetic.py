@@ -123,6 +123,10 @@ def motion_variant(c: ml_collections.ConfigDict) -> None:
   del c.evals["localization"]  # a 56 px map is not the CAM net's
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ("cam", "motion", "noflash", "runlocal")
+
+
 def get_config(arg=None):
   """Width 1/8 with the CAM net's conv5 stride 1 (a 2x2 rather than 1x1 map at 32 px)."""
   c = config_lib.base_config()
@@ -146,7 +150,7 @@ def get_config(arg=None):
   c.evals.sync = dict(type="sync", num_examples=256)
   # Heat of clips starting at every frame (hop=1): docs/multisensory.md.
   c.evals.localization = dict(type="localization", num_videos=24, num_images=4, hop=1)
-  variants = config_lib.variants(arg, ("cam", "motion", "noflash", "runlocal"))
+  variants = config_lib.variants(arg, VARIANTS)
   if "cam" in variants:
     cam_variant(c)
   if "motion" in variants:

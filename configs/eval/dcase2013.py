@@ -11,9 +11,13 @@ from ml_collections import config_dict
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """The audio probe on DCASE 2013 scenes (TFDS `dcase2013_scenes`)."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.dcase2013 = dict(

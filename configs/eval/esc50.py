@@ -15,9 +15,13 @@ from ml_collections import config_dict
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """The audio probe on ESC-50 (TFDS `esc50`)."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.esc50 = dict(

@@ -12,9 +12,13 @@ from ml_collections import config_dict
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """Audio and vision probes on TFDS `kinetics_sounds/fps1`."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   for modality in ("audio", "vision"):

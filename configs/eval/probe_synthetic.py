@@ -26,9 +26,13 @@ from ml_collections import config_dict
 from avself import config_lib
 
 
+# `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
+VARIANTS = ()
+
+
 def get_config(arg=None):
   """AVC accuracy + audio (few-label and all-label) and vision probes on the run's records."""
-  config_lib.variants(arg, ())  # none: a name given by mistake raises
+  config_lib.variants(arg, VARIANTS)
   c = ml_collections.ConfigDict()
   # None: the records the checkpoint was trained on (the config stored with it).
   c.data = ml_collections.ConfigDict(dict(path=config_dict.placeholder(str)))
