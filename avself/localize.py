@@ -9,7 +9,7 @@ training clip rate (`sync.num_frames / sync.clip_seconds` frames per second),
 sample rate and channel count, resizes the shorter side to `resize_shorter`
 and centre-crops `image_size` (as the pipeline does at evaluation), and runs
 the net on clips of `num_frames` frames with their own audio, starting every
-`--hop` frames (default 1). The class activation map of the alignment logit
+`--hop` frames (default 1; `--flip` also runs the mirrored video). The class activation map of the alignment logit
 (`multisensory.cam` on the last conv layer; Owens & Efros 2018, Sec. 4.1) of
 each clip is placed on the frames its time steps stand for (`step_frames`),
 the clips' views of each frame are averaged (`assemble_frames`), upsampled to
@@ -226,8 +226,8 @@ def upsample_frames(maps: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, mesh,
-                  hop: int = 1, batch_size: int = 8,
-                  clips_per_chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                  hop: int = 1, batch_size: int = 8, clips_per_chunk: int = 64,
+                  flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Sliding-window CAM of a whole decoded video: heat [F, S, S] in [0, 1], logits [K].
 
   Clips start every `hop` frames; each clip's map steps land on their frames
@@ -239,6 +239,12 @@ def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: Cli
   world it points better than consecutive clips (docs/multisensory.md).
   Clips are cut `clips_per_chunk` at a time, so a long video never holds its
   overlapping clips in memory at once.
+
+  flip: also run the mirrored video (left-right, as the training flips) and
+  average its per-frame maps, mirrored back, with the plain ones; the logits
+  are the plain clips'. A net's map can sit a few pixels to one side of what
+  it sees (on the synthetic world, 4-8 px left of the sounding object); the
+  mirrored pass cancels that. Twice the net passes (docs/multisensory.md).
   """
   if hop < 1:
     raise ValueError(f"hop must be >= 1 frame, got {hop}")
@@ -247,15 +253,23 @@ def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: Cli
                      f"{spec.num_frames} frames")
   covered = covered_frames(len(frames), spec.num_frames, hop)
   first_frames = np.arange(0, covered - spec.num_frames + 1, hop)
-  maps, logits = [], []
-  for i in range(0, len(first_frames), clips_per_chunk):
-    video, waveform, _ = cut_clips(frames, audio, spec,
-                                   starts=first_frames[i:i + clips_per_chunk])
-    chunk_maps, chunk_logits = cams(model, state, video, waveform, mesh, batch_size)
-    maps.append(chunk_maps)
-    logits.append(chunk_logits)
-  per_frame = assemble_frames(np.concatenate(maps), first_frames, covered, spec.num_frames)
-  return upsample_frames(per_frame, *frames.shape[1:3]), np.concatenate(logits)
+
+  def per_frame_maps(pixels):
+    maps, logits = [], []
+    for i in range(0, len(first_frames), clips_per_chunk):
+      video, waveform, _ = cut_clips(pixels, audio, spec,
+                                     starts=first_frames[i:i + clips_per_chunk])
+      chunk_maps, chunk_logits = cams(model, state, video, waveform, mesh, batch_size)
+      maps.append(chunk_maps)
+      logits.append(chunk_logits)
+    return (assemble_frames(np.concatenate(maps), first_frames, covered, spec.num_frames),
+            np.concatenate(logits))
+
+  per_frame, logits = per_frame_maps(frames)
+  if flip:
+    mirrored, _ = per_frame_maps(frames[:, :, ::-1])
+    per_frame = (per_frame + mirrored[:, :, ::-1]) / 2.0
+  return upsample_frames(per_frame, *frames.shape[1:3]), logits
 
 
 ################################################################################
@@ -327,12 +341,13 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, audio: Optional[np.ndar
 
 
 def localize_file(path: str, output: str, *, config, model, state, mesh, scale: int = 0,
-                  max_seconds: Optional[float] = None, hop: int = 1) -> dict:
+                  max_seconds: Optional[float] = None, hop: int = 1,
+                  flip: bool = False) -> dict:
   """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
   channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
   spec = clip_spec(config, channels)
   frames, audio, _, _ = decode(path, spec, max_seconds)
-  heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop)
+  heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop, flip=flip)
   shown = overlay(frames[:len(heat)], heat)  # [F, S, S, 3]
   shown = upscale(shown, scale or max(1, -(-256 // spec.image_size)))
   stem = os.path.splitext(os.path.basename(path))[0]
@@ -361,6 +376,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   parser.add_argument("--hop", type=int, default=1,
                       help="frames between the starts of the sliding clips (1: finest; the "
                            "clip length: consecutive clips, fastest)")
+  parser.add_argument("--flip", action="store_true",
+                      help="average with the mirrored video's maps (twice the passes; "
+                           "cancels a map's sideways offset)")
   args = parser.parse_args(argv)
   from avself import train  # pylint: disable=g-import-not-at-top
   mesh = sharding.make_mesh()
@@ -373,7 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   for path in args.files:
     summary = localize_file(path, args.output, config=config, model=model, state=state,
                             mesh=mesh, scale=args.scale,
-                            max_seconds=args.max_seconds, hop=args.hop)
+                            max_seconds=args.max_seconds, hop=args.hop, flip=args.flip)
     probability = np.asarray(summary["aligned_probability"])
     print(f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
           f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip: mean "

@@ -1,4 +1,5 @@
 """CAM localisation: the pointing metric, boxes through resize + crop, heatmaps, and the CLI."""
+import importlib.util
 import json
 import os
 
@@ -171,6 +172,22 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(tiny_reco
                                                  spec, mesh, clips_per_chunk=5)
   np.testing.assert_allclose(chunked, heat, atol=1e-6)
   np.testing.assert_allclose(chunk_logits, logits, atol=1e-6)
+  # flip: the mirrored video's maps, mirrored back, averaged in. The result no longer
+  # depends on which way the video faces: the heat of the mirrored video is the mirror.
+  flipped, flip_logits = localize.video_heatmap(model, state, video["frames"], video["audio"],
+                                                spec, mesh, flip=True)
+  np.testing.assert_allclose(flip_logits, logits, atol=1e-6)  # the plain clips' logits
+  assert not np.allclose(flipped, heat, atol=1e-3)  # a random net is not symmetric
+  mirror, _ = localize.video_heatmap(model, state, video["frames"][:, :, ::-1], video["audio"],
+                                     spec, mesh, flip=True)
+  np.testing.assert_allclose(mirror[:, :, ::-1], flipped, atol=1e-5)
+  mirror_maps, _ = localize.cams(model, state, *localize.cut_clips(
+      video["frames"][:, :, ::-1], video["audio"], spec, 1)[:2], mesh)
+  mirror_maps = np.concatenate([mirror_maps[:, 0], np.repeat(mirror_maps[-1:, 0], 7, 0)])
+  want = localize.upsample_frames(
+      (np.concatenate([maps[:, 0], np.repeat(maps[-1:, 0], 7, 0)]) + mirror_maps[:, :, ::-1]) / 2,
+      32, 32)
+  np.testing.assert_allclose(flipped, want, atol=1e-6)
 
 
 def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(tiny_records):
@@ -202,6 +219,17 @@ def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(tiny_record
   assert results["resolution_ceiling"] == ceiling / scored
   image = results["cam_overlay"]
   assert image.shape == (2, 64, 8 * 64, 3) and image.dtype == np.uint8
+  # flip=True scores the flip-averaged heat.
+  evaluator = localization.Evaluator(
+      config, ml_collections.ConfigDict(dict(eval_config, flip=True, num_images=0)), task=sync,
+      model=model, mesh=mesh)
+  flip_results = dict(evaluator.run(state))
+  hits = 0
+  for video in videos:
+    heat, _ = localize.video_heatmap(model, state, video["frames"], video["audio"], spec, mesh,
+                                     hop=2, flip=True)
+    hits += localization.pointing(localization.peak_points(heat), video["boxes"][:30])[0]
+  assert flip_results["pointing_accuracy"] == hits / scored
 
 
 def test_overlay_colours_hot_regions_and_keeps_cold_ones():
@@ -242,3 +270,44 @@ def test_localize_cli_writes_pngs_and_a_decodable_mp4(tiny_records, tmp_path):
   # --hop=8: consecutive clips, frames up to the last whole one.
   summaries = localize.main([video, f"--workdir={workdir}", f"--output={output}", "--hop=8"])
   assert summaries[0]["clips"] == 3 and summaries[0]["frames"] == 24
+  # --flip: the same frames, written again.
+  summaries = localize.main([video, f"--workdir={workdir}", f"--output={output}", "--hop=8",
+                             "--flip"])
+  assert summaries[0]["clips"] == 3 and summaries[0]["frames"] == 24
+  assert os.path.exists(summaries[0]["mp4"])
+
+
+# ------------------------------------------------------------------ benchmarks/cam_misses.py
+
+def _cam_misses():
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "benchmarks", "cam_misses.py")
+  spec = importlib.util.spec_from_file_location("cam_misses", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_cam_misses_breaks_pointing_down_by_burst_time_offset_and_lag():
+  cam_misses = _cam_misses()
+  # One video, 10 frames at 10 fps, a 4 px box moving 4 px right per frame; a burst at 0.35 s.
+  boxes = [np.array([[4.0 * f, 8.0, 4.0 * f + 4.0, 12.0]]) for f in range(10)]
+  truth = {"objects": [{"sounding": True, "event_times": [0.35]},
+                       {"sounding": False, "event_times": [0.0]}]}
+  heat = np.zeros((10, 16, 48))
+  for f in range(10):  # the peak inside the box of the frame before (frame 0: its own)
+    heat[f, 10, max(4 * f - 4, 0)] = 1.0
+  result = cam_misses.analyse([{"boxes": boxes}], [truth], [heat], fps=10.0)
+  # Peak at x = 4f - 4 + 0.5 lies in frame f's box [4f, 4f + 4] only for f = 0.
+  assert result["frames"] == 10 and result["pointing"] == 0.1
+  lags = result["pointing_against_frame_f_plus_k"]
+  assert lags[-1] == 1.0 and lags[0] == 0.1 and lags[1] == 0.0
+  # dx: -1.5 in frame 0, -5.5 after; dy: +0.5 (row 10 vs the box's centre 10).
+  np.testing.assert_allclose(result["mean_offset_px"], [(-1.5 - 5.5 * 9) / 10, 0.5], atol=1e-6)
+  assert result["mean_box_half_size_px"] == [2.0, 2.0]
+  # Seconds to the burst: 0.35 0.25 0.15 0.05 0.05 0.15 0.25 0.35 0.45 0.55; the silent
+  # object's burst at 0 does not count.
+  rows = {row["from_s"]: (row["frames"], row["pointing"]) for row in result["by_time_to_burst"]}
+  assert rows == {0.0: (4, 0.0), 0.2: (4, 0.25), 0.4: (2, 0.0), 0.6: (0, None), 0.8: (0, None),
+                  1.0: (0, None)}
+  np.testing.assert_array_equal(cam_misses.nearest_burst({"objects": []}, 3, 10.0), np.inf)

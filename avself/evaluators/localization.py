@@ -10,7 +10,8 @@ beside the records (`<root>/records`, `<root>/world`, see data/world.py), or
 at `eval_config.world_dir`.
 
 Heat: `localize.video_heatmap`, the CLI's: clips every `hop` frames, each
-map step placed on the frame it stands for, the views of a frame averaged.
+map step placed on the frame it stands for, the views of a frame averaged
+(and with `flip`, averaged with the mirrored video's).
 
 Pointing (per frame): the peak of the video's upsampled CAM in each frame is a
 hit when it falls inside the box of a sounding object in that frame. Boxes
@@ -185,6 +186,7 @@ class Evaluator:
   Attributes:
     num_videos: videos of the world's eval split to use (first in clip order).
     hop: frames between sliding clips (1: every frame at every map step).
+    flip: average each video's maps with its mirror image's (video_heatmap).
     max_seconds: decode only the first seconds of each video (None: all).
     num_images: videos shown in TensorBoard as a strip of frames with boxes.
     world_dir: the synthetic world folder (default: beside the records).
@@ -196,6 +198,7 @@ class Evaluator:
     self.split = eval_config.get("split") or config.data.eval_split
     self.num_videos = int(eval_config.get("num_videos", 24))
     self.hop = int(eval_config.get("hop", 1))
+    self.flip = bool(eval_config.get("flip", False))
     self.max_seconds = eval_config.get("max_seconds", None)
     self.num_images = int(eval_config.get("num_images", 4))
     self.folder = world_dir(config, eval_config)
@@ -215,7 +218,8 @@ class Evaluator:
     heats = []
     for video in self._videos:
       heat, _ = localize.video_heatmap(self.model, state, video["frames"], video["audio"],
-                                       self._spec, self.mesh, hop=self.hop)
+                                       self._spec, self.mesh, hop=self.hop,
+                                       flip=self.flip)
       f, h, w = heat.shape
       boxes = video["boxes"][:f]
       clip_hits, clip_scored = pointing(peak_points(heat), boxes)
