@@ -9,7 +9,8 @@ training clip rate (`sync.num_frames / sync.clip_seconds` frames per second),
 sample rate and channel count, resizes the shorter side to `resize_shorter`
 and centre-crops `image_size` (as the pipeline does at evaluation), and runs
 the net on clips of `num_frames` frames with their own audio, starting every
-`--hop` frames (default 1; `--flip` also runs the mirrored video). The class activation map of the alignment logit
+`--hop` frames (default 1; `--flip` also runs the mirrored video). The class
+activation map of the alignment logit
 (`multisensory.cam` on the last conv layer; Owens & Efros 2018, Sec. 4.1) of
 each clip is placed on the frames its time steps stand for (`step_frames`),
 the clips' views of each frame are averaged (`assemble_frames`), upsampled to
@@ -60,6 +61,11 @@ def clip_spec(config, channels: Optional[int] = None) -> ClipSpec:
                   channels=int(channels or d.get("channels", 1)),
                   image_size=int(d.image_size),
                   resize_shorter=int(d.resize_shorter or d.image_size))
+
+
+def state_clip_spec(config, state) -> ClipSpec:
+  """clip_spec with the audio channel count the restored net was built for."""
+  return clip_spec(config, state.params["audio_branch"]["conv1"]["kernel"].shape[1])  # [65, C, 64]
 
 
 def centre_crop(frames: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -344,8 +350,7 @@ def localize_file(path: str, output: str, *, config, model, state, mesh, scale: 
                   max_seconds: Optional[float] = None, hop: int = 1,
                   flip: bool = False) -> dict:
   """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
-  channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
-  spec = clip_spec(config, channels)
+  spec = state_clip_spec(config, state)
   frames, audio, _, _ = decode(path, spec, max_seconds)
   heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop, flip=flip)
   shown = overlay(frames[:len(heat)], heat)  # [F, S, S, 3]

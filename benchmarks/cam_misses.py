@@ -103,8 +103,7 @@ def main(argv=None) -> dict:
   if "localization" not in config.get("evals", {}):
     raise SystemExit(f"{args.workdir}: its config has no localization eval (a world to score)")
   folder = localization.world_dir(config, config.evals.localization)
-  channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]
-  spec = localize.clip_spec(config, channels)
+  spec = localize.state_clip_spec(config, state)
   rows = localization.read_ground_truth(folder, args.split)[:args.num_videos]
   videos = localization.load_world_videos(folder, rows, spec)
   start = time.time()
@@ -119,7 +118,8 @@ def main(argv=None) -> dict:
     score = "-" if row["pointing"] is None else f"{row['pointing']:.3f}"
     print(f"  {row['from_s']:.1f}+ s from a burst: {row['frames']:5d} frames, pointing {score}")
   print(f"  peak - box centre: mean (dx, dy) {result['mean_offset_px']} px, median distance "
-        f"{result['median_miss_distance_px']:.1f} px; box half-size {result['mean_box_half_size_px']}")
+        f"{result['median_miss_distance_px']:.1f} px; "
+        f"box half-size {result['mean_box_half_size_px']}")
   print("  heat of frame f vs boxes of frame f+k: " + "  ".join(
       f"{k:+d}: {v:.3f}" for k, v in result["pointing_against_frame_f_plus_k"].items()))
   if args.output:

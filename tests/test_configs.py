@@ -1,7 +1,6 @@
 """Every shipped config loads, passes validation and names a valid synthetic world."""
 import dataclasses
 import glob
-import importlib.util
 import os
 
 import pytest
@@ -9,30 +8,24 @@ import pytest
 from avself import config_lib
 from avself.data import synthetic
 from avself.data import world
+import tiny
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = tiny.ROOT
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
-
-
-def _load(path):
-  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # Each config, each of its variants, and the combinations the docs use.
 COMBINED = {"multisensory_synthetic.py": ["motion,noflash", "motion,runlocal",
                                           "motion,noflash,runlocal", "cam,runlocal"],
             "action_synthetic.py": ["noflash,scratch", "noflash,runlocal", "look,scratch"]}
-CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in _load(p).VARIANTS] + [
+CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in tiny.load_file(p).VARIANTS] + [
     (p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
 
 
 @pytest.mark.parametrize("path,arg", CASES,
                          ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES])
 def test_config_loads_and_validates(path, arg):
-  config = _load(path).get_config(arg)
+  config = tiny.load_file(path).get_config(arg)
   if not config.data.get("synthetic") and not config.data.get("path"):
     config.data.path = "/data/records"  # paper-scale configs take it on the command line
   config.batch_size *= 8  # the test's 8 devices (validate wants a multiple)
@@ -49,7 +42,7 @@ EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))
 
 @pytest.mark.parametrize("path", CONFIGS + EVAL_CONFIGS, ids=os.path.basename)
 def test_an_unknown_variant_is_refused_with_the_known_ones(path):
-  module = _load(path)
+  module = tiny.load_file(path)
   with pytest.raises(ValueError, match="unknown config variant.*'typo'"):
     module.get_config("typo")
   if module.VARIANTS:  # also beside a good one
@@ -59,8 +52,8 @@ def test_an_unknown_variant_is_refused_with_the_known_ones(path):
 
 def test_action_synthetic_fine_tunes_the_motion_sync_run():
   """The pre-training run it starts from has its net and its world's kind of clips."""
-  action = _load(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = _load(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
+  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
   fine, pre = action.get_config(), sync.get_config("motion")
   assert fine.init_from == "/tmp/multisensory_synthetic_motion"
   assert action.get_config("scratch").init_from == ""
@@ -78,8 +71,8 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
 
 
 def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
-  action = _load(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = _load(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
+  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
   fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
   assert fine.init_from == "/tmp/multisensory_synthetic_motion_noflash"
   assert action.get_config("noflash,scratch").init_from == ""

@@ -1,11 +1,11 @@
 """The embedding CLI: shapes and timestamps, and the stored-checkpoint regression test."""
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 from avself import embed
+import tiny
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 CHECKPOINT = os.path.join(DATA, "regression")
@@ -13,11 +13,7 @@ CHECKPOINT = os.path.join(DATA, "regression")
 
 def _regression_module():
   """tests/data/make_regression_data.py (its EMBED_ARGS are the test's)."""
-  path = os.path.join(DATA, "make_regression_data.py")
-  spec = importlib.util.spec_from_file_location("make_regression_data", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tiny.load_file(os.path.join(DATA, "make_regression_data.py"))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """CAM localisation: the pointing metric, boxes through resize + crop, heatmaps, and the CLI."""
-import importlib.util
 import json
 import os
 
@@ -13,6 +12,7 @@ from avself import localize
 from avself import sharding
 from avself.evaluators import localization
 from avself.tasks import sync
+import tiny
 from test_sync import model_and_state, save_checkpoint, tiny_sync_config
 
 
@@ -279,17 +279,8 @@ def test_localize_cli_writes_pngs_and_a_decodable_mp4(tiny_records, tmp_path):
 
 # ------------------------------------------------------------------ benchmarks/cam_misses.py
 
-def _cam_misses():
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "benchmarks", "cam_misses.py")
-  spec = importlib.util.spec_from_file_location("cam_misses", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_cam_misses_breaks_pointing_down_by_burst_time_offset_and_lag():
-  cam_misses = _cam_misses()
+  cam_misses = tiny.load_file(os.path.join(tiny.ROOT, "benchmarks", "cam_misses.py"))
   # One video, 10 frames at 10 fps, a 4 px box moving 4 px right per frame; a burst at 0.35 s.
   boxes = [np.array([[4.0 * f, 8.0, 4.0 * f + 4.0, 12.0]]) for f in range(10)]
   truth = {"objects": [{"sounding": True, "event_times": [0.35]},

@@ -209,8 +209,7 @@ class Evaluator:
   def run(self, state):
     """Yields pointing_accuracy, centre_baseline, resolution_ceiling, num_frames, cam_overlay."""
     if self._videos is None:
-      channels = state.params["audio_branch"]["conv1"]["kernel"].shape[1]  # [65, C, 64]
-      self._spec = localize.clip_spec(self.config, channels)
+      self._spec = localize.state_clip_spec(self.config, state)
       rows = read_ground_truth(self.folder, self.split)[:self.num_videos]
       self._videos = load_world_videos(self.folder, rows, self._spec, self.max_seconds)
       self._ceiling_hits = self._ceiling(self._map_shape(state))
