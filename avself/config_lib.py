@@ -160,6 +160,7 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.background_noise = 0.0  # Most off-screen noise (RMS, relative to a burst's peak).
   s.class_cue = "look"  # 'look': classes differ in colour and shape; 'motion': in speed.
   s.flash = 1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
+  s.voice = 0.0  # Sounding objects speak: loudness and look follow one envelope (0: off).
   s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).

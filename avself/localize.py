@@ -24,7 +24,6 @@ functions, so TensorBoard shows the same pictures.
 """
 import argparse
 import dataclasses
-import fractions
 import functools
 import os
 from typing import Optional, Sequence
@@ -32,6 +31,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
+from avself import pictures
 from avself import sharding
 from avself.data import media as media_lib
 
@@ -279,69 +279,6 @@ def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: Cli
 
 
 ################################################################################
-# Pictures.
-################################################################################
-
-
-def colormap(heat: np.ndarray) -> np.ndarray:
-  """Heat in [0, 1] [...] -> RGB uint8 [..., 3], black-red-yellow-white ('hot')."""
-  h = np.clip(np.asarray(heat, np.float32), 0.0, 1.0)[..., None]
-  rgb = np.clip(np.concatenate([3 * h, 3 * h - 1, 3 * h - 2], axis=-1), 0.0, 1.0)
-  return np.round(rgb * 255).astype(np.uint8)
-
-
-def overlay(frames: np.ndarray, heat: np.ndarray, strength: float = 0.7) -> np.ndarray:
-  """Frames uint8 [..., H, W, 3] with heat [..., H, W] blended in where it is high."""
-  # The blend weight follows the heat, so cold regions keep the frame itself.
-  alpha = strength * np.clip(heat, 0.0, 1.0)[..., None]
-  out = (1 - alpha) * frames.astype(np.float32) + alpha * colormap(heat).astype(np.float32)
-  return np.round(out).astype(np.uint8)
-
-
-def upscale(images: np.ndarray, factor: int) -> np.ndarray:
-  """Nearest-neighbour upscaling of [..., H, W, C] by an integer factor."""
-  if factor <= 1:
-    return images
-  return np.repeat(np.repeat(images, factor, axis=-3), factor, axis=-2)
-
-
-def write_png(path: str, image: np.ndarray) -> None:
-  """uint8 [H, W, 3] -> PNG."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  Image.fromarray(image).save(path)
-
-
-def write_mp4(path: str, frames: np.ndarray, fps: float, audio: Optional[np.ndarray] = None,
-              sample_rate: int = 0) -> None:
-  """Frames uint8 [T, H, W, 3] (+ audio [n, C]) -> H.264 (yuv420p) + AAC mp4."""
-  import av  # pylint: disable=g-import-not-at-top
-  # yuv420p needs even sides: pad with black rather than resample.
-  h, w = frames.shape[1:3]
-  frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-  with av.open(path, "w", format="mp4") as container:
-    video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
-    video.width, video.height = frames.shape[2], frames.shape[1]
-    video.pix_fmt = "yuv420p"
-    sound = None
-    if audio is not None and len(audio):
-      layout = "mono" if audio.shape[1] == 1 else "stereo"
-      sound = container.add_stream("aac", rate=sample_rate, layout=layout)
-    for i, image in enumerate(frames):
-      frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-      frame.pts = i
-      container.mux(video.encode(frame))
-    container.mux(video.encode(None))
-    if sound is not None:
-      planar = np.ascontiguousarray(np.clip(audio, -1, 1).T, dtype=np.float32)  # [C, n]
-      for start in range(0, planar.shape[1], 1024):  # AAC frames hold 1024 samples
-        frame = av.AudioFrame.from_ndarray(planar[:, start:start + 1024], format="fltp",
-                                           layout=layout)
-        frame.sample_rate, frame.pts = sample_rate, start
-        container.mux(sound.encode(frame))
-      container.mux(sound.encode(None))
-
-
-################################################################################
 # The command.
 ################################################################################
 
@@ -353,16 +290,16 @@ def localize_file(path: str, output: str, *, config, model, state, mesh, scale: 
   spec = state_clip_spec(config, state)
   frames, audio, _, _ = decode(path, spec, max_seconds)
   heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop, flip=flip)
-  shown = overlay(frames[:len(heat)], heat)  # [F, S, S, 3]
-  shown = upscale(shown, scale or max(1, -(-256 // spec.image_size)))
+  shown = pictures.hot_overlay(frames[:len(heat)], heat)  # [F, S, S, 3]
+  shown = pictures.upscale(shown, scale or max(1, -(-256 // spec.image_size)))
   stem = os.path.splitext(os.path.basename(path))[0]
   folder = os.path.join(output, stem)
   os.makedirs(folder, exist_ok=True)
   for i, image in enumerate(shown):
-    write_png(os.path.join(folder, f"frame_{i:04d}.png"), image)
+    pictures.save_png(image, os.path.join(folder, f"frame_{i:04d}.png"))
   movie = os.path.join(output, f"{stem}_cam.mp4")
   samples = int(round(len(shown) / spec.fps * spec.sample_rate))
-  write_mp4(movie, shown, spec.fps, audio[:samples], spec.sample_rate)
+  media_lib.write_mp4(movie, shown, audio[:samples], spec.fps, spec.sample_rate)
   return {"file": path, "frames": len(shown), "clips": len(logits), "png_dir": folder,
           "mp4": movie, "aligned_probability": (1 / (1 + np.exp(-logits))).round(3).tolist()}
 

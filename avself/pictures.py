@@ -25,6 +25,31 @@ def colormap(values: np.ndarray) -> np.ndarray:
   return np.round(np.stack(rgb, -1)).astype(np.uint8)
 
 
+def hot(heat: np.ndarray) -> np.ndarray:
+  """Heat in [0, 1] [...] -> RGB uint8 [..., 3], black-red-yellow-white ('hot'; CAM movies)."""
+  h = np.clip(np.asarray(heat, np.float32), 0.0, 1.0)[..., None]
+  rgb = np.clip(np.concatenate([3 * h, 3 * h - 1, 3 * h - 2], axis=-1), 0.0, 1.0)
+  return np.round(rgb * 255).astype(np.uint8)
+
+
+def hot_overlay(frames: np.ndarray, heat: np.ndarray, strength: float = 0.7) -> np.ndarray:
+  """Frames uint8 [..., H, W, 3] with heat [..., H, W] in [0, 1] blended in where it is high.
+
+  The blend weight follows the heat, so cold regions keep the frame itself
+  (unlike `heatmap_overlay`, which tints the whole frame).
+  """
+  alpha = strength * np.clip(heat, 0.0, 1.0)[..., None]
+  out = (1 - alpha) * frames.astype(np.float32) + alpha * hot(heat).astype(np.float32)
+  return np.round(out).astype(np.uint8)
+
+
+def upscale(images: np.ndarray, factor: int) -> np.ndarray:
+  """Nearest-neighbour upscaling of [..., H, W, C] by an integer factor."""
+  if factor <= 1:
+    return images
+  return np.repeat(np.repeat(images, factor, axis=-3), factor, axis=-2)
+
+
 def normalize(values: np.ndarray) -> np.ndarray:
   """Min-max scaling to [0, 1] (a constant array maps to 0)."""
   v = np.asarray(values, np.float64)

@@ -11,7 +11,10 @@ on (the evaluator's heat: `localize.video_heatmap`, sliding clips):
   in crop pixels, beside the boxes' mean half-size (a net's map can sit to one
   side of what it sees: `--flip` averages in the mirrored video's maps);
 - pointing of each frame's heat against the boxes of frame f + k, k = -4..4
-  (which frame the heat stands for; the evaluator scores k = 0).
+  (which frame the heat stands for; the evaluator scores k = 0);
+- pointing by how fast the sounding box moves at that frame (crop pixels per
+  second): the net sees 25 frames in time, so a fast object's heat is
+  smeared along its path.
 
   python benchmarks/cam_misses.py --workdir=/tmp/ms_cam --split=train
   python benchmarks/cam_misses.py --workdir=/tmp/ms_cam --split=test --flip
@@ -33,6 +36,16 @@ from avself.evaluators import localization
 
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # seconds to the nearest burst: [0, 0.2), ..., [1.0, inf)
 LAGS = tuple(range(-4, 5))
+SPEEDS = (0.0, 20.0, 40.0, 60.0, 80.0)  # crop px / s: [0, 20), ..., [80, inf)
+
+
+def box_speeds(boxes, fps: float) -> np.ndarray:
+  """Speed of the first box's centre at each frame, px / s (central differences): [F]."""
+  centres = np.array([(b[:2] + b[2:]) / 2 if b is not None else (np.nan, np.nan)
+                      for b in map(first_box, boxes)], np.float64)
+  if len(centres) < 2:
+    return np.zeros(len(centres))
+  return np.linalg.norm(np.gradient(centres, axis=0), axis=1) * fps
 
 
 def nearest_burst(truth: dict, num_frames: int, fps: float) -> np.ndarray:
@@ -55,6 +68,7 @@ def first_box(boxes) -> np.ndarray:
 def analyse(videos, rows, heats, fps: float) -> dict:
   """The breakdown of pointing for decoded world videos and their heats [F, S, S]."""
   by_bin = np.zeros((len(BINS), 2))
+  by_speed = np.zeros((len(SPEEDS), 2))
   lags = {k: np.zeros(2) for k in LAGS}
   offsets, halves = [], []
   for video, truth, heat in zip(videos, rows, heats):
@@ -62,12 +76,15 @@ def analyse(videos, rows, heats, fps: float) -> dict:
     points = localization.peak_points(heat)
     boxes = video["boxes"][:f]
     gap = nearest_burst(truth, f, fps)
+    speed = box_speeds(boxes, fps)
     for i, (point, frame_boxes) in enumerate(zip(points, boxes)):
       hits, scored = localization.pointing(point[None], [frame_boxes])
       if not scored:
         continue
       b = np.searchsorted(BINS, gap[i], side="right") - 1
       by_bin[b] += (hits, scored)
+      if np.isfinite(speed[i]):
+        by_speed[np.searchsorted(SPEEDS, speed[i], side="right") - 1] += (hits, scored)
       box = first_box(frame_boxes)
       offsets.append(point - (box[:2] + box[2:]) / 2)
       halves.append((box[2:] - box[:2]) / 2)
@@ -82,6 +99,9 @@ def analyse(videos, rows, heats, fps: float) -> dict:
       "by_time_to_burst": [
           {"from_s": lo, "frames": int(n), "pointing": h / n if n else None}
           for lo, (h, n) in zip(BINS, by_bin)],
+      "by_box_speed": [
+          {"from_px_per_s": lo, "frames": int(n), "pointing": h / n if n else None}
+          for lo, (h, n) in zip(SPEEDS, by_speed)],
       "mean_offset_px": offsets.mean(axis=0).round(2).tolist(),
       "median_miss_distance_px": float(np.median(np.linalg.norm(offsets, axis=1))),
       "mean_box_half_size_px": halves.mean(axis=0).round(2).tolist(),
@@ -117,6 +137,10 @@ def main(argv=None) -> dict:
   for row in result["by_time_to_burst"]:
     score = "-" if row["pointing"] is None else f"{row['pointing']:.3f}"
     print(f"  {row['from_s']:.1f}+ s from a burst: {row['frames']:5d} frames, pointing {score}")
+  for row in result["by_box_speed"]:
+    score = "-" if row["pointing"] is None else f"{row['pointing']:.3f}"
+    print(f"  box moving {row['from_px_per_s']:.0f}+ px/s: {row['frames']:5d} frames, "
+          f"pointing {score}")
   print(f"  peak - box centre: mean (dx, dy) {result['mean_offset_px']} px, median distance "
         f"{result['median_miss_distance_px']:.1f} px; "
         f"box half-size {result['mean_box_half_size_px']}")

@@ -13,6 +13,7 @@ import resource
 import tempfile
 import time
 
+from avself.data import media
 from avself.data import synthetic
 
 
@@ -33,8 +34,8 @@ def _stage_seconds(options, clips=4):
       start = time.perf_counter()
       frames, audio, _, _ = synthetic.render_clip(index, 0, options)
       middle = time.perf_counter()
-      synthetic.write_mp4(os.path.join(out, 'clip.mp4'), frames, audio,
-                          options.fps, options.sample_rate)
+      media.write_mp4(os.path.join(out, 'clip.mp4'), frames, audio,
+                      options.fps, options.sample_rate)
       render += middle - start
       encode += time.perf_counter() - middle
   return render / clips, encode / clips

@@ -83,6 +83,24 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
   assert world._key(fine.data) != world._key(pre.data)
 
 
+def test_multisensory_voice_chain_and_cache_keys():
+  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  voice, cam, plain = sync.get_config("voice"), sync.get_config("cam"), sync.get_config()
+  assert voice.data.synthetic.voice == 0.5 and cam.data.synthetic.voice == 0.0
+  # The CAM net, from the plain sync run, on the speaking world.
+  assert voice.init_from == cam.init_from == "/tmp/multisensory_synthetic"
+  assert voice.model.stage_kernel == (1, 1, 1) and cam.model.stage_kernel == (3, 1, 1)
+  assert {**voice.model.to_dict(), "stage_kernel": None} == {**cam.model.to_dict(), "stage_kernel": None}
+  assert voice.data.image_size == 112 and voice.evals.localization.flip
+  assert voice.total_steps == 1000 and cam.total_steps == 600
+  assert sync.get_config("cam,voice").to_dict() == voice.to_dict()
+  assert world._key(voice.data) != world._key(cam.data)
+  # voice=0 is keyed as if the field did not exist: caches made before it stay.
+  older = plain.data.copy_and_resolve_references()
+  del older.synthetic["voice"]
+  assert world._key(plain.data) == world._key(older)
+
+
 def _with_shorter_side(data, size):
   data = data.copy_and_resolve_references()
   data.synthetic.shorter_side = size

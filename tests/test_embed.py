@@ -35,12 +35,13 @@ def test_cut_windows_hops_pads_the_end_and_keeps_short_inputs():
 
 def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(tmp_path, loaded):
   regression = _regression_module()
+  from avself.data import media  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
   options = synthetic.as_options(size=48, fps=10, duration=3.0, sample_rate=16000)
   frames, audio, _, _ = synthetic.render_clip(1, 0, options)
   video = str(tmp_path / "movie.mp4")
-  synthetic.write_mp4(video, frames, audio, 10, 16000)
+  media.write_mp4(video, frames, audio, 10, 16000)
   wav = files.write_int16(str(tmp_path / "sound.wav"), 16000,
                           0.3 * np.sin(np.arange(36000) * 0.05).astype(np.float32))
   out = tmp_path / "out"

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from avself import localize
+from avself import pictures
 from avself import sharding
 from avself.evaluators import localization
 from avself.tasks import sync
@@ -236,7 +237,7 @@ def test_overlay_colours_hot_regions_and_keeps_cold_ones():
   frames = np.full((1, 4, 4, 3), 100, np.uint8)
   heat = np.zeros((1, 4, 4))
   heat[0, 1, 2] = 1.0
-  out = localize.overlay(frames, heat)
+  out = pictures.hot_overlay(frames, heat)
   np.testing.assert_array_equal(out[0, 0, 0], [100, 100, 100])
   assert out[0, 1, 2, 0] > 200 and out.dtype == np.uint8
 
@@ -302,3 +303,8 @@ def test_cam_misses_breaks_pointing_down_by_burst_time_offset_and_lag():
   assert rows == {0.0: (4, 0.0), 0.2: (4, 0.25), 0.4: (2, 0.0), 0.6: (0, None), 0.8: (0, None),
                   1.0: (0, None)}
   np.testing.assert_array_equal(cam_misses.nearest_burst({"objects": []}, 3, 10.0), np.inf)
+  # The box moves 4 px a frame, 40 px/s: every frame in the [40, 60) bin.
+  speeds = {row["from_px_per_s"]: (row["frames"], row["pointing"]) for row in result["by_box_speed"]}
+  assert speeds[40.0] == (10, 0.1) and all(n == 0 for s, (n, _) in speeds.items() if s != 40.0)
+  still = [np.array([[5.0, 5.0, 9.0, 9.0]])] * 3 + [np.zeros((0, 4))]
+  np.testing.assert_allclose(cam_misses.box_speeds(still, 10.0)[:2], 0.0)

@@ -219,16 +219,18 @@ def test_warm_start_with_the_fusion_trunk_copies_the_visual_pathway(tmp_path):
     action.warm_start(config, fresh["params"], {"batch_stats": fresh["batch_stats"]})
 
 
-def test_sync_warm_start_takes_every_variable_and_centre_taps(tmp_path):
-  """A sync net with larger frames, no conv4 stride and (3, 1, 1) stages starts from a run:
-  equal shapes are copied, narrower stage kernels take the run's centre taps."""
+@pytest.mark.parametrize("stage_kernel", [(3, 1, 1), (1, 1, 1)])
+def test_sync_warm_start_takes_every_variable_and_centre_taps(tmp_path, stage_kernel):
+  """A sync net with larger frames, no conv4 stride and narrower stages starts from a run
+  (the CAM nets: `:cam`, `:voice`): equal shapes are copied, narrower stage kernels take
+  the run's centre taps."""
   workdir = str(tmp_path / "sync")
   source = save_checkpoint(workdir)
   config = tiny_sync_config()
   config.init_from = workdir
   config.data.image_size = 48
   config.model.conv4_strides = (1, 1, 1)
-  config.model.stage_kernel = (3, 1, 1)
+  config.model.stage_kernel = stage_kernel
   model = sync.build_model(config)
   shapes = jax.eval_shape(functools.partial(sync.init, model), jax.random.key(0),
                           sync.dummy_batch(config, 2))
@@ -242,8 +244,9 @@ def test_sync_warm_start_takes_every_variable_and_centre_taps(tmp_path):
                                 theirs["audio_branch"]["conv5"]["kernel"])
   stage = params["fusion"]["stages"]["conv4_1"]["conv_1"]["kernel"]
   full = theirs["fusion"]["stages"]["conv4_1"]["conv_1"]["kernel"]
-  assert stage.shape[:3] == (3, 1, 1) and full.shape[:3] == (3, 3, 3)
-  np.testing.assert_array_equal(stage, full[:, 1:2, 1:2])
+  assert stage.shape[:3] == stage_kernel and full.shape[:3] == (3, 3, 3)
+  centre = tuple(slice(1 - k // 2, 2 + k // 2) for k in stage_kernel)
+  np.testing.assert_array_equal(stage, full[centre])
   for a, b in zip(jax.tree.leaves(model_state["batch_stats"]),
                   jax.tree.leaves(source.model_state["batch_stats"])):
     np.testing.assert_array_equal(a, b)

@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 
+from avself.data import media
 from avself.data import synthetic
 
 SEED = 3
@@ -220,14 +221,29 @@ def test_stereo_pans_each_object_by_its_position(tmp_path):
   assert (energy[left, 0] > energy[left, 1]).all()
   assert (energy[right, 1] > energy[right, 0]).all()
   path = str(tmp_path / 'stereo.mp4')
-  synthetic.write_mp4(path, np.zeros((30, 64, 64, 3), np.uint8), audio, 15,
-                      16000)
+  media.write_mp4(path, np.zeros((30, 64, 64, 3), np.uint8), audio, 15,
+                  16000)
   with av.open(path) as container:
     decoded = np.concatenate([f.to_ndarray()
                               for f in container.decode(audio=0)], axis=1)
   assert decoded.shape[0] == 2 and abs(decoded.shape[1] - 32000) < 800
   # This mix is ~7x louder on the right before coding; so it stays after AAC.
   assert (decoded[1]**2).sum() > (decoded[0]**2).sum()
+
+
+def test_write_mp4_pads_odd_sides_and_writes_video_alone_when_silent(tmp_path):
+  frames = np.full((5, 21, 33, 3), 200, np.uint8)
+  path = str(tmp_path / 'odd.mp4')
+  media.write_mp4(path, frames, None, 12.5)
+  with av.open(path) as container:
+    assert not container.streams.audio
+    stream = container.streams.video[0]
+    assert (stream.width, stream.height) == (34, 22)
+    assert float(stream.average_rate) == 12.5
+    decoded = [f.to_ndarray(format='rgb24') for f in container.decode(video=0)]
+  assert len(decoded) == 5
+  assert abs(int(decoded[0][10, 16, 0]) - 200) < 8  # the picture, not the pad
+  assert decoded[0][21, 33].max() < 40  # the pad is black
 
 
 def test_splits_are_exact_stratified_and_seeded():
@@ -384,10 +400,39 @@ def test_flash_zero_hides_the_bounce_flash_and_changes_nothing_else():
                               False)['options']['flash'] == 0.0
 
 
+def test_voice_sound_and_look_follow_one_envelope_only_when_set():
+  options = dict(size=64, duration=4.0, sample_rate=8000, fps=10,
+                 offscreen_prob=0.0, max_objects=1, hum_level=0.05)
+  aligned, shifted = [], []
+  for index in range(4):
+    frames, audio, truth, _ = synthetic.render_clip(index, SEED, options)
+    spoken, spoken_audio, spoken_truth, _ = synthetic.render_clip(
+        index, SEED, dict(options, voice=0.5))
+    obj, spoken_obj = truth['objects'][0], spoken_truth['objects'][0]
+    assert obj['event_times'] == spoken_obj['event_times']  # same scene
+    # Brightness of the object's box (min over RGB: whitening raises it) and
+    # the loudness of each frame's 0.1 s of sound.
+    def brightness(f, boxes):
+      return np.array([f[t, int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+                       .min(axis=-1).mean() for t, (x0, y0, x1, y1) in enumerate(boxes)])
+    rms = lambda a: np.sqrt((a.reshape(len(frames), -1)**2).mean(axis=1))
+    bright, loud = brightness(spoken, spoken_obj['boxes']), rms(spoken_audio)
+    aligned.append(np.corrcoef(bright, loud)[0, 1])
+    shifted.append(np.corrcoef(bright, np.roll(loud, 15))[0, 1])
+    # Speaking makes the sound louder between bursts and the object brighter.
+    assert rms(spoken_audio).mean() > 1.5 * rms(audio).mean()
+    assert bright.mean() > brightness(frames, obj['boxes']).mean() + 5
+  assert min(aligned) > 0.6 and max(np.abs(shifted)) < 0.4, (aligned, shifted)
+  key = synthetic._cache_key(4, 0, synthetic.as_options(), False)['options']
+  assert 'voice' not in key  # worlds made before the option keep their caches
+  assert synthetic._cache_key(4, 0, synthetic.as_options(voice=0.5),
+                              False)['options']['voice'] == 0.5
+
+
 @pytest.mark.parametrize('bad', [dict(pitch_spread=-1.0), dict(background_noise=-0.1),
                                  dict(hum_level=-0.2), dict(silent_prob=1.5),
                                  dict(offscreen_prob=-0.1), dict(class_cue='colour'),
-                                 dict(flash=1.5)])
+                                 dict(flash=1.5), dict(voice=-0.5)])
 def test_bad_world_options_are_refused_by_name(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):

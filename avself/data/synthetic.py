@@ -17,7 +17,10 @@ whose level and colour wander within the clip; `hum_level` sets the hum under th
 `silent_prob` mutes visible objects other than the main one; `class_cue='motion'`
 gives every class one look and its own speed instead (classes told apart by how
 fast they move and bounce, as actions are: the action-recognition world);
-`flash=0` hides the bounce flash, so a bounce is seen only as a turn.
+`flash=0` hides the bounce flash, so a bounce is seen only as a turn;
+`voice` makes the sounding objects speak: their loudness follows a
+syllable-like envelope and their look follows it too, as lips follow a voice,
+so that every frame (not only a bounce) ties the sound to its object.
 
 Run:
   python -m avself.data.synthetic --output=/tmp/synth --num_videos=200 --seed=0
@@ -54,8 +57,9 @@ import os
 import sys
 import time
 
-import av
 import numpy as np
+
+from avself.data import media
 
 # Bump when rendering changes, so that cached folders are regenerated.
 VERSION = 1
@@ -82,6 +86,7 @@ _MOTION_SPEEDS = (0.12, 0.96)
 _MOTION_JITTER = 0.08
 _FLASH_GROW = 0.2  # a flashing object is 20% larger ...
 _FLASH_WHITEN = 0.6  # ... and 60% of the way to white.
+_VOICE_STEP = 0.2  # s between a voice's levels (syllables of ~5 Hz)
 _MIX_PEAK = 0.8  # the mix is scaled to this peak, leaving AAC headroom
 _TABLE = 4096  # wavetable length, a power of 2
 
@@ -119,6 +124,13 @@ class WorldOptions:
   # 0: a bounce is seen only as the turn of the object's path, so telling it
   # takes motion, as a hit does in real video.
   flash: float = 1.0
+  # The sounding objects speak: each has an envelope v(t) in [0, 1], a new
+  # level every _VOICE_STEP s (linear between, squared uniform draws: quiet
+  # stretches and loud syllables). Its sound gets voice * v(t) on top of the
+  # hum (relative to a burst's peak) and its look follows v(t) as it follows a
+  # bounce flash (growth and whitening), so any frame, not only a bounce,
+  # tells whether the audio is in sync and which object makes it. 0 = off.
+  voice: float = 0.0
 
   @property
   def num_frames(self):
@@ -152,7 +164,7 @@ def as_options(options=None, **overrides):
     raise ValueError(f'size must be even and >= 16 (yuv420p): {options.size}')
   if options.channels not in (1, 2):
     raise ValueError(f'channels must be 1 or 2: {options.channels}')
-  for name in ('pitch_spread', 'background_noise', 'hum_level'):
+  for name in ('pitch_spread', 'background_noise', 'hum_level', 'voice'):
     if getattr(options, name) < 0:
       raise ValueError(f'{name} must be >= 0: {getattr(options, name)}')
   if options.class_cue not in CLASS_CUES:
@@ -320,6 +332,24 @@ def _centres(obj, times):
   return x, y
 
 
+def _draw_voices(rng, options, objects):
+  """Sets each object's voice levels (`voice`; None when off or mute), in place."""
+  count = int(math.ceil(options.duration / _VOICE_STEP)) + 1
+  for obj in objects:
+    obj['voice'] = None
+    if options.voice > 0 and obj['sounding']:
+      obj['voice'] = (rng.uniform(0, 1, count)**2).astype(np.float32)
+
+
+def _voice(obj, times):
+  """The object's voice envelope v(t) in [0, 1] at `times` (zeros if none)."""
+  levels = obj.get('voice')
+  if levels is None:
+    return np.zeros(len(times), np.float32)
+  knots = np.arange(len(levels)) * _VOICE_STEP
+  return np.interp(times, knots, levels).astype(np.float32)
+
+
 def _flash(events, times, fps):
   """Flash strength in [0, 1] at `times`: 1 at a bounce, gone 1.5 frames on."""
   if not events:
@@ -381,6 +411,7 @@ def _render_frames(rng, options, objects):
     cls = obj['cls']
     cx, cy = _centres(obj, times)
     flash = options.flash * _flash(obj['events'], times, fps)
+    flash = np.minimum(flash + _voice(obj, times), 1)  # lips follow the voice
     radius = obj['radius'] * (1 + _FLASH_GROW * flash)  # [T]
     color = np.asarray(cls.color, np.float32)
     color = color + (255 - color) * _FLASH_WHITEN * flash[:, None]  # [T, 3]
@@ -521,6 +552,7 @@ def _render_audio(rng, options, objects, offscreen, noise=None):
   def source(spec):
     wave = _class_wave(spec['cls'], _fundamental(spec), n, sr, rng)
     envelope = _envelope(spec['events'], n, sr, options.hum_level)
+    envelope += np.float32(options.voice) * _voice(spec, np.arange(n) / sr)
     return np.float32(spec['gain']) * envelope * wave
 
   for i, obj in enumerate(objects):
@@ -566,6 +598,7 @@ def render_clip(index, seed, options=None):
   extra_rng = np.random.default_rng(extra_seq)
   _transpose(extra_rng, options, objects, offscreen)
   noise = _background_noise(extra_rng, options)
+  _draw_voices(extra_rng, options, objects)
   frames, boxes = _render_frames(np.random.default_rng(video_seq), options,
                                  objects)
   stems, gain = _render_audio(np.random.default_rng(audio_seq), options,
@@ -602,43 +635,13 @@ def render_clip(index, seed, options=None):
 # #############################################################################
 
 
-def write_mp4(path, frames, audio, fps, sample_rate):
-  """Writes frames [T, H, W, 3] uint8 and audio [S] / [S, C] as H.264 + AAC."""
-  layout = 'mono' if audio.ndim == 1 else 'stereo'
-  planar = np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float32)
-  # bitexact, one encoder thread and x264's cpu-independent: the same input
-  # gives the same bytes. Without the last, x264's float code paths on AVX-512
-  # CPUs gave a few different encodings of one clip in 15 tries.
-  with av.open(path, 'w', format='mp4',
-               options={'fflags': '+bitexact'}) as container:
-    video = container.add_stream('libx264', rate=fps)
-    video.width, video.height = frames.shape[2], frames.shape[1]
-    video.pix_fmt = 'yuv420p'
-    video.options = {'preset': 'veryfast', 'crf': '20',
-                     'x264-params': 'cpu-independent=1'}
-    video.codec_context.thread_count = 1
-    sound = container.add_stream('aac', rate=sample_rate, layout=layout)
-    sound.options = {'aac_coder': 'fast'}  # 2x faster than twoloop, fine here
-    for i, image in enumerate(frames):
-      frame = av.VideoFrame.from_ndarray(image, format='rgb24')
-      frame.pts = i
-      container.mux(video.encode(frame))
-    container.mux(video.encode(None))
-    for start in range(0, planar.shape[1], 1024):  # AAC takes 1024 samples
-      frame = av.AudioFrame.from_ndarray(planar[:, start:start + 1024],
-                                         format='fltp', layout=layout)
-      frame.sample_rate, frame.pts = sample_rate, start
-      container.mux(sound.encode(frame))
-    container.mux(sound.encode(None))
-
-
 def _make_clip(job):
   """Worker: renders and writes one clip; returns its ground-truth line."""
   index, seed, options, output_dir, split, write_stems = job
   frames, audio, truth, stems = render_clip(index, seed, options)
   truth['split'] = split
-  write_mp4(os.path.join(output_dir, truth['file']), frames, audio,
-            options.fps, options.sample_rate)
+  media.write_mp4(os.path.join(output_dir, truth['file']), frames, audio,
+                  options.fps, options.sample_rate)
   if write_stems:
     np.savez(os.path.join(output_dir, truth['stems']), **stems)
   else:
@@ -648,7 +651,7 @@ def _make_clip(job):
 
 # Options added after VERSION 1's folders were written: in the key only when
 # set, so that a folder written before them stays valid.
-_KEYED_WHEN_SET = ('class_cue', 'flash')
+_KEYED_WHEN_SET = ('class_cue', 'flash', 'voice')
 
 
 def _cache_key(num_videos, seed, options, write_stems):

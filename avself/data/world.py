@@ -27,6 +27,8 @@ def _key(data_config) -> str:
   s = data_config.synthetic.to_dict()
   s.pop("cache_dir", None)
   s.pop("workers", None)
+  if not s.get("voice"):  # added later: off keeps the caches made before it
+    s.pop("voice", None)
   s["records_sample_rate"] = data_config.sample_rate
   s["channels"] = data_config.get("channels", 1)
   return hashlib.sha1(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]

@@ -30,6 +30,7 @@ import os
 import numpy as np
 
 from avself import localize
+from avself import pictures
 
 
 def crop_boxes(boxes: np.ndarray, world_size: int, resized_hw: tuple[int, int],
@@ -262,7 +263,7 @@ class Evaluator:
     strips = []
     for video, heat in list(zip(self._videos, heats))[:self.num_images]:
       picks = np.linspace(0, len(heat) - 1, min(8, len(heat))).round().astype(int)
-      shown = localize.overlay(video["frames"][picks], heat[picks])
+      shown = pictures.hot_overlay(video["frames"][picks], heat[picks])
       shown = [draw_boxes(img, video["boxes"][i]) for img, i in zip(shown, picks)]
-      strips.append(localize.upscale(np.concatenate(shown, axis=1), 2))
+      strips.append(pictures.upscale(np.concatenate(shown, axis=1), 2))
     return np.stack(strips)

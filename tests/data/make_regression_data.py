@@ -71,12 +71,13 @@ def make_checkpoint(workdir: str) -> None:
 
 def make_inputs(root: str) -> list[str]:
   """A synthetic mp4 (video + AAC audio) and a wav; returns their paths."""
+  from avself.data import media  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
   options = synthetic.as_options(size=40, fps=10, duration=2.0, sample_rate=16000)
   frames, audio, _, _ = synthetic.render_clip(0, 0, options)
   mp4 = os.path.join(root, "clip.mp4")
-  synthetic.write_mp4(mp4, frames, audio, 10, 16000)
+  media.write_mp4(mp4, frames, audio, 10, 16000)
   t = np.arange(int(1.5 * 16000)) / 16000
   chirp = 0.4 * np.sin(2 * np.pi * (300 + 400 * t) * t)
   noise = 0.02 * np.random.default_rng(0).standard_normal(len(t))
