@@ -5,8 +5,8 @@ shift of 1-3 s always fit), trains a tiny Multisensory net to tell aligned
 from shifted audio, and reports held-out sync accuracy (chance 0.5) and CAM
 pointing accuracy beside the centre-pixel baseline. The `:voice` variant then
 trains the finer CAM net from it on the speaking world (1000 steps and five
-~1.5 min localisation evaluations of sliding clips and their mirror images),
-for localisation; `:cam` is the same net on the bouncing world, with
+~1.5 min localisation evaluations of sliding clips and their mirror images;
+16 min 38 s here, records cached), for localisation; `:cam` is the same net on the bouncing world, with
 fused stages that mix time (the action chain's start):
 
   python -m avself.main --config=configs/multisensory_synthetic.py \
