@@ -131,6 +131,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.schedule = "constant"
   c.optimizer.warmup_steps = 0
   c.optimizer.grad_clip_norm = 0.0
+  # Top-level parameter groups (e.g. ('video_branch', 'fusion')) held still for
+  # the first freeze_steps steps: a new head learns first (LP-FT); () = none.
+  c.optimizer.freeze = ()
+  c.optimizer.freeze_steps = 0
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 1_000

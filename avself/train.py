@@ -89,7 +89,42 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     raise ValueError(f"config.optimizer.name={opt.name!r}: use 'adam', 'adamw' or 'sgd'")
   if opt.get("grad_clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  frozen = tuple(opt.get("freeze", ()) or ())
+  if frozen:
+    steps = int(opt.get("freeze_steps", 0))
+    if steps <= 0:
+      raise ValueError(f"config.optimizer.freeze={frozen} needs freeze_steps > 0 "
+                       f"(got {steps}): the steps for which they are held")
+    tx = optax.chain(tx, hold_at_first(frozen, steps))
   return tx
+
+
+def hold_at_first(names: tuple[str, ...], steps: int) -> optax.GradientTransformation:
+  """Zeroes the updates of the top-level parameter groups `names` for `steps` steps.
+
+  Linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): with the pre-trained
+  groups held, a new head first learns on features that its random start
+  cannot yet pull apart; then everything trains. Applied after the optimiser,
+  so held parameters do not move at all (weight decay included), while the
+  optimiser's moments for them still see every gradient.
+  """
+  names = tuple(names)
+
+  def init(params):
+    missing = [n for n in names if n not in params]
+    if missing:
+      raise ValueError(f"config.optimizer.freeze names {missing}, not among the "
+                       f"model's parameter groups {sorted(params)}")
+    return optax.ScaleByScheduleState(count=jnp.zeros((), jnp.int32))
+
+  def update(updates, state, params=None):
+    del params
+    keep = (state.count >= steps).astype(jnp.float32)
+    held = {k: (jax.tree.map(lambda u: u * keep.astype(u.dtype), v) if k in names else v)
+            for k, v in updates.items()}
+    return held, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init, update)
 
 
 def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:

@@ -63,6 +63,42 @@ def test_one_step_on_eight_devices_shards_batch_and_updates_params():
   assert all(v > 0 for v in jax.tree.leaves(moved))
 
 
+def test_freeze_holds_the_named_groups_for_freeze_steps_then_trains_them():
+  """LP-FT: for the first freeze_steps steps only the other groups move."""
+  config = tiny.tiny_config()
+  config.optimizer.freeze = ("audio_trunk", "vision_trunk")
+  config.optimizer.freeze_steps = 2
+  config.optimizer.weight_decay = 1e-2  # held means held: no decay either
+  before = sharding.to_host(train.create_train_state(
+      avc, avc.build_model(config), train.make_optimizer(config), config, jax.random.key(0),
+      sharding.make_mesh()).params)
+  assert {"audio_trunk", "vision_trunk", "fusion"} <= set(before)
+
+  def moved(num_steps):
+    state, _, _ = _run_steps(config, jax.devices(),
+                             [_random_batch(config, seed=i) for i in range(num_steps)])
+    after = sharding.to_host(state.params)
+    return {k: max(float(np.abs(a - b).max()) for a, b in
+                   zip(jax.tree.leaves(after[k]), jax.tree.leaves(before[k])))
+            for k in before}
+
+  two, three = moved(2), moved(3)
+  assert two["audio_trunk"] == two["vision_trunk"] == 0.0 and two["fusion"] > 0
+  assert three["audio_trunk"] > 0 and three["vision_trunk"] > 0
+
+
+def test_freeze_refuses_a_group_the_model_lacks_or_no_steps():
+  config = tiny.tiny_config()
+  config.optimizer.freeze = ("video_branch",)
+  config.optimizer.freeze_steps = 5
+  with pytest.raises(ValueError, match="video_branch.*not among.*audio_trunk"):
+    train.create_train_state(avc, avc.build_model(config), train.make_optimizer(config),
+                             config, jax.random.key(0), sharding.make_mesh())
+  config.optimizer.freeze_steps = 0
+  with pytest.raises(ValueError, match="freeze_steps > 0"):
+    train.make_optimizer(config)
+
+
 def test_one_and_eight_devices_agree_after_two_steps():
   config = tiny.tiny_config()
   # SGD, not Adam: Adam's first steps are ~lr * sign(g), so parameters whose
