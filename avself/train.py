@@ -95,6 +95,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     if steps <= 0:
       raise ValueError(f"config.optimizer.freeze={frozen} needs freeze_steps > 0 "
                        f"(got {steps}): the steps for which they are held")
+    logging.info("Holding %s still for the first %d steps (optimizer.freeze)", frozen, steps)
     tx = optax.chain(tx, hold_at_first(frozen, steps))
   return tx
 
