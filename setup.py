@@ -1,4 +1,5 @@
 """avself: self-supervised audio-visual representation learning in JAX/Flax."""
+
 import setuptools
 
 # jax is pinned to the series the multi-process (gloo) and 8-fake-device paths
@@ -31,5 +32,12 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["avself", "avself.*"]),
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8.0", "pytest-xdist>=3.5"]},
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "pyink==26.5.1",
+            "ruff==0.17.6",
+        ]
+    },
 )

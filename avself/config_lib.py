@@ -1,4 +1,5 @@
 """Config checks that run before anything compiles, and data resolution."""
+
 import os
 from typing import Any
 
@@ -10,7 +11,9 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the key."""
 
 
-def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
+def flatten(
+    config: ml_collections.ConfigDict, prefix: str = ""
+) -> dict[str, Any]:
   """`{'a.b.c': value}` view of a nested config."""
   out = {}
   for key, value in config.items():
@@ -39,35 +42,54 @@ def variants(arg: str | None, known: tuple[str, ...]) -> set[str]:
   names = {v.strip() for v in (arg or "").split(",")} - {""}
   unknown = sorted(names - set(known))
   if unknown:
-    raise ValueError(f"unknown config variant(s) {unknown}: this config has {list(known)}")
+    raise ValueError(
+        f"unknown config variant(s) {unknown}: this config has {list(known)}"
+    )
   return names
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the key for values that cannot work."""
-  for key in ("task", "seed", "batch_size", "total_steps", "model.name",
-              "optimizer.learning_rate", "data.sample_rate", "data.audio_seconds"):
+  for key in (
+      "task",
+      "seed",
+      "batch_size",
+      "total_steps",
+      "model.name",
+      "optimizer.learning_rate",
+      "data.sample_rate",
+      "data.audio_seconds",
+  ):
     _require(config, key)
   devices = jax.device_count()
   if config.batch_size <= 0 or config.batch_size % devices:
     raise ConfigError(
         f"config.batch_size={config.batch_size} must be a positive multiple of the "
-        f"{devices} devices in the mesh")
+        f"{devices} devices in the mesh"
+    )
   if config.batch_size % jax.process_count():
-    raise ConfigError(f"config.batch_size={config.batch_size} must divide evenly over "
-                      f"{jax.process_count()} processes")
+    raise ConfigError(
+        f"config.batch_size={config.batch_size} must divide evenly over "
+        f"{jax.process_count()} processes"
+    )
   if config.total_steps <= 0:
-    raise ConfigError(f"config.total_steps={config.total_steps} must be positive")
+    raise ConfigError(
+        f"config.total_steps={config.total_steps} must be positive"
+    )
   if config.optimizer.learning_rate <= 0:
-    raise ConfigError(f"config.optimizer.learning_rate={config.optimizer.learning_rate} "
-                      "must be positive")
+    raise ConfigError(
+        f"config.optimizer.learning_rate={config.optimizer.learning_rate} "
+        "must be positive"
+    )
   for key in ("log_every_steps", "eval_every_steps", "checkpoint.every_steps"):
     if _require(config, key) <= 0:
       raise ConfigError(f"config.{key} must be positive")
   _validate_spectrogram(config)
   if not config.data.get("path") and not config.data.get("synthetic"):
-    raise ConfigError("config.data.path is empty: point it at a folder made by "
-                      "`python -m avself.data.prepare` (or set config.data.synthetic)")
+    raise ConfigError(
+        "config.data.path is empty: point it at a folder made by "
+        "`python -m avself.data.prepare` (or set config.data.synthetic)"
+    )
 
 
 def _validate_spectrogram(config) -> None:
@@ -77,6 +99,7 @@ def _validate_spectrogram(config) -> None:
   if not expected or not spec:
     return
   from avself.data import audio  # pylint: disable=g-import-not-at-top
+
   num_samples = int(round(config.data.sample_rate * config.data.audio_seconds))
   try:
     got = tuple(audio.spectrogram_shape(spec, num_samples))
@@ -86,14 +109,18 @@ def _validate_spectrogram(config) -> None:
     raise ConfigError(
         f"config.data.spectrogram gives a {got[0]}x{got[1]} (freq x time) input for "
         f"{config.data.audio_seconds} s at {config.data.sample_rate} Hz, but "
-        f"config.model.spectrogram_shape={tuple(expected)}; fix one of them")
+        f"config.model.spectrogram_shape={tuple(expected)}; fix one of them"
+    )
 
 
-def resolve_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def resolve_data(
+    config: ml_collections.ConfigDict,
+) -> ml_collections.ConfigDict:
   """Fills `config.data.path` with the synthetic world's records when asked."""
   if config.data.get("path") or not config.data.get("synthetic"):
     return config
   from avself.data import world  # pylint: disable=g-import-not-at-top
+
   path = world.ensure_synthetic_records(config.data)
   config = ml_collections.ConfigDict(config.to_dict())  # Unlocked copy.
   config.data.path = os.path.abspath(path)
@@ -103,6 +130,7 @@ def resolve_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
 def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by every experiment; config files override what differs."""
   from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+
   c = ml_collections.ConfigDict()
   c.task = "avc"
   c.seed = 0
@@ -158,14 +186,26 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.offscreen_prob = 0.3
   s.test_fraction = 0.2
   s.max_objects = 3  # Visible objects per clip: 1..max_objects.
-  s.silent_prob = 0.0  # Chance that a visible object other than the main one is mute.
+  s.silent_prob = (
+      0.0  # Chance that a visible object other than the main one is mute.
+  )
   s.hum_level = 0.2  # Continuous hum relative to a bounce's burst.
-  s.pitch_spread = 0.0  # Octaves over which a source's pitch varies around its class's.
-  s.background_noise = 0.0  # Most off-screen noise (RMS, relative to a burst's peak).
-  s.class_cue = "look"  # 'look': classes differ in colour and shape; 'motion': in speed.
-  s.flash = 1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
+  s.pitch_spread = (
+      0.0  # Octaves over which a source's pitch varies around its class's.
+  )
+  s.background_noise = (
+      0.0  # Most off-screen noise (RMS, relative to a burst's peak).
+  )
+  s.class_cue = (
+      "look"  # 'look': classes differ in colour and shape; 'motion': in speed.
+  )
+  s.flash = (
+      1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
+  )
   s.voice = 0.0  # Sounding objects speak: loudness and look follow one envelope (0: off).
-  s.sample_rate = 16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
+  s.sample_rate = (
+      16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
+  )
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).
   s.cache_dir = ""

@@ -26,6 +26,7 @@ count, `ops.spectrogram_batch` with `data.spectrogram`; frames scaled by
 PyAV to shorter side `data.resize_shorter` (as `prepare` stores them), centre
 crop `data.image_size`, `ops.finish_images` to [-1, 1]. One process only.
 """
+
 import argparse
 import math
 import os
@@ -39,6 +40,7 @@ FEATURE_TRANSFER = "transfer"
 
 class Loaded(NamedTuple):
   """A restored checkpoint, ready to embed."""
+
   config: object
   model: object
   variables: dict
@@ -50,6 +52,7 @@ def load(workdir: str, step: Optional[int] = None) -> Loaded:
   """Restores a checkpoint (latest or `step`) with the config stored in it."""
   from avself import sharding  # pylint: disable=g-import-not-at-top
   from avself import train  # pylint: disable=g-import-not-at-top
+
   mesh = sharding.make_mesh()
   config, _, model, state = train.restore(workdir, step, mesh)
   variables = {"params": state.params, **state.model_state}
@@ -66,12 +69,16 @@ def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
   if from_rate == to_rate:
     return np.asarray(waveform, np.float32)
   from scipy import signal  # pylint: disable=g-import-not-at-top
+
   g = math.gcd(int(from_rate), int(to_rate))
-  return signal.resample_poly(waveform, to_rate // g, from_rate // g, axis=0).astype(np.float32)
+  return signal.resample_poly(
+      waveform, to_rate // g, from_rate // g, axis=0
+  ).astype(np.float32)
 
 
-def cut_windows(waveform: np.ndarray, window: int, hop: int, pad_end: bool
-                ) -> tuple[np.ndarray, np.ndarray]:
+def cut_windows(
+    waveform: np.ndarray, window: int, hop: int, pad_end: bool
+) -> tuple[np.ndarray, np.ndarray]:
   """Windows [W, window, ...] of waveform [N, ...] every `hop` samples, and their starts [W].
 
   pad_end: also the windows that run past the end, zero-padded (so every
@@ -88,26 +95,35 @@ def cut_windows(waveform: np.ndarray, window: int, hop: int, pad_end: bool
   if needed > n:
     pad = np.zeros((needed - n, *waveform.shape[1:]), waveform.dtype)
     waveform = np.concatenate([waveform, pad])
-  return np.stack([waveform[s:s + window] for s in starts]), starts
+  return np.stack([waveform[s : s + window] for s in starts]), starts
 
 
 def spectrograms(windows: np.ndarray, data_config) -> np.ndarray:
   """Model inputs [W, F, T, C] of waveform windows [W, n] (mono) or [W, n, C], as in training."""
   from avself.data import ops  # pylint: disable=g-import-not-at-top
+
   if windows.ndim == 2:
     windows = windows[..., None]
-  return np.asarray(ops.spectrogram_batch(windows.astype(np.float32), data_config.spectrogram,
-                                          data_config.sample_rate))
+  return np.asarray(
+      ops.spectrogram_batch(
+          windows.astype(np.float32),
+          data_config.spectrogram,
+          data_config.sample_rate,
+      )
+  )
 
 
 def centre_crop_images(frames: np.ndarray, size: int) -> np.ndarray:
   """uint8 [F, H, W, 3] -> centre size x size crops, float32 in [-1, 1] (the eval crop)."""
   from avself.data import ops  # pylint: disable=g-import-not-at-top
+
   height, width = frames.shape[1:3]
   if min(height, width) < size:
-    raise ValueError(f"frames of {height}x{width} are smaller than the {size}x{size} crop")
+    raise ValueError(
+        f"frames of {height}x{width} are smaller than the {size}x{size} crop"
+    )
   y, x = (height - size) // 2, (width - size) // 2
-  return np.asarray(ops.finish_images(frames[:, y:y + size, x:x + size]))
+  return np.asarray(ops.finish_images(frames[:, y : y + size, x : x + size]))
 
 
 ################################################################################
@@ -118,20 +134,34 @@ def centre_crop_images(frames: np.ndarray, size: int) -> np.ndarray:
 def _embedding_fn(model, variables, batch, *, modality: str, feature: str):
   """{'embedding': [B, D] float32} of one modality's trunk."""
   from avself.models import l3  # pylint: disable=g-import-not-at-top
+
   key = "audio" if modality == "audio" else "image"
-  trunk = model.apply(variables, batch[key], method=getattr(model, f"embed_{modality}"))
+  trunk = model.apply(
+      variables, batch[key], method=getattr(model, f"embed_{modality}")
+  )
   if feature == FEATURE_TRANSFER:
-    transfer = (l3.audio_transfer_features if modality == "audio"
-                else l3.vision_transfer_features)
+    transfer = (
+        l3.audio_transfer_features
+        if modality == "audio"
+        else l3.vision_transfer_features
+    )
     return {"embedding": transfer(trunk)}
   if feature not in trunk or trunk[feature].ndim != 2:
     options = [k for k, v in trunk.items() if v.ndim == 2]
-    raise ValueError(f"--feature={feature!r}: use {FEATURE_TRANSFER!r} or one of {options}")
+    raise ValueError(
+        f"--feature={feature!r}: use {FEATURE_TRANSFER!r} or one of {options}"
+    )
   return {"embedding": trunk[feature].astype("float32")}
 
 
-def embed_inputs(loaded: Loaded, inputs: np.ndarray, *, modality: str,
-                 feature: str = FEATURE_TRANSFER, batch_size: int = 32) -> np.ndarray:
+def embed_inputs(
+    loaded: Loaded,
+    inputs: np.ndarray,
+    *,
+    modality: str,
+    feature: str = FEATURE_TRANSFER,
+    batch_size: int = 32,
+) -> np.ndarray:
   """Embeddings [N, D] of model inputs [N, ...] ('audio' spectrograms or 'image' crops).
 
   Batches are zero-padded to `batch_size`, so every call runs the same shapes
@@ -141,29 +171,42 @@ def embed_inputs(loaded: Loaded, inputs: np.ndarray, *, modality: str,
   import jax  # pylint: disable=g-import-not-at-top
   from avself import sharding  # pylint: disable=g-import-not-at-top
   from avself.evaluators import features  # pylint: disable=g-import-not-at-top
+
   devices = jax.device_count()
   batch_size = -(-batch_size // devices) * devices
   fn = features.make_feature_fn(
       functools.partial(_embedding_fn, modality=modality, feature=feature),
-      loaded.model, loaded.mesh)
+      loaded.model,
+      loaded.mesh,
+  )
   key = "audio" if modality == "audio" else "image"
   out = []
   for start in range(0, len(inputs), batch_size):
-    chunk = inputs[start:start + batch_size]
+    chunk = inputs[start : start + batch_size]
     padded = np.zeros((batch_size, *chunk.shape[1:]), np.float32)
-    padded[:len(chunk)] = chunk
-    result = fn(loaded.variables, sharding.to_global({key: padded}, loaded.mesh))
-    out.append(np.asarray(jax.device_get(result["embedding"]))[:len(chunk)])
+    padded[: len(chunk)] = chunk
+    result = fn(
+        loaded.variables, sharding.to_global({key: padded}, loaded.mesh)
+    )
+    out.append(np.asarray(jax.device_get(result["embedding"]))[: len(chunk)])
   return np.concatenate(out)
 
 
 def _decode(path: str, data_config, fps: float):
   """(frames uint8 [F, H, W, 3] or None, audio float32 [N, C]) of a media file."""
   from avself.data import media  # pylint: disable=g-import-not-at-top
-  channels = 1 if data_config.spectrogram.mono else int(data_config.get("channels", 2))
+
+  channels = (
+      1 if data_config.spectrogram.mono else int(data_config.get("channels", 2))
+  )
   try:
-    decoded = media.load_video(path, fps=fps, shorter_side=_shorter_side(path, data_config),
-                               sample_rate=data_config.sample_rate, channels=channels)
+    decoded = media.load_video(
+        path,
+        fps=fps,
+        shorter_side=_shorter_side(path, data_config),
+        sample_rate=data_config.sample_rate,
+        channels=channels,
+    )
   except media.MediaError as e:
     if e.reason != "no_video":
       raise
@@ -176,6 +219,7 @@ def _shorter_side(path: str, data_config) -> int:
   if data_config.resize_shorter:
     return int(data_config.resize_shorter)
   import av  # pylint: disable=g-import-not-at-top
+
   with av.open(path) as container:
     if not container.streams.video:
       return 1  # audio only: unused
@@ -183,23 +227,41 @@ def _shorter_side(path: str, data_config) -> int:
     return min(ctx.width, ctx.height)
 
 
-def embed_file(loaded: Loaded, path: str, *, hop: float = 0.1, fps: float = 1.0,
-               feature: str = FEATURE_TRANSFER, batch_size: int = 32) -> dict:
+def embed_file(
+    loaded: Loaded,
+    path: str,
+    *,
+    hop: float = 0.1,
+    fps: float = 1.0,
+    feature: str = FEATURE_TRANSFER,
+    batch_size: int = 32,
+) -> dict:
   """{audio_embedding, audio_timestamps[, vision_embedding, vision_timestamps]} of one file."""
   d = loaded.config.data
   frames, waveform = _decode(path, d, fps)
   out = {}
   if len(waveform):
     window = int(round(d.audio_seconds * d.sample_rate))
-    windows, starts = cut_windows(waveform, window, max(1, int(round(hop * d.sample_rate))),
-                                  pad_end=True)
-    out["audio_embedding"] = embed_inputs(loaded, spectrograms(windows, d), modality="audio",
-                                          feature=feature, batch_size=batch_size)
+    windows, starts = cut_windows(
+        waveform, window, max(1, int(round(hop * d.sample_rate))), pad_end=True
+    )
+    out["audio_embedding"] = embed_inputs(
+        loaded,
+        spectrograms(windows, d),
+        modality="audio",
+        feature=feature,
+        batch_size=batch_size,
+    )
     out["audio_timestamps"] = starts / float(d.sample_rate)
   if frames is not None and len(frames):
     images = centre_crop_images(frames, d.image_size)
-    out["vision_embedding"] = embed_inputs(loaded, images, modality="vision",
-                                           feature=feature, batch_size=batch_size)
+    out["vision_embedding"] = embed_inputs(
+        loaded,
+        images,
+        modality="vision",
+        feature=feature,
+        batch_size=batch_size,
+    )
     out["vision_timestamps"] = np.arange(len(frames), dtype=np.float64) / fps
   return out
 
@@ -207,7 +269,9 @@ def embed_file(loaded: Loaded, path: str, *, hop: float = 0.1, fps: float = 1.0,
 def output_path(path: str, output_dir: Optional[str]) -> str:
   """OUTPUT/<stem>.npz (default OUTPUT: the file's own folder, as OpenL3)."""
   stem = os.path.splitext(os.path.basename(path))[0]
-  return os.path.join(output_dir or os.path.dirname(os.path.abspath(path)), stem + ".npz")
+  return os.path.join(
+      output_dir or os.path.dirname(os.path.abspath(path)), stem + ".npz"
+  )
 
 
 ################################################################################
@@ -218,16 +282,35 @@ def output_path(path: str, output_dir: Optional[str]) -> str:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
   """Command-line flags."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("files", nargs="+", help="media files (anything ffmpeg decodes)")
-  parser.add_argument("--workdir", required=True, help="training workdir with checkpoints/")
-  parser.add_argument("--output", default=None, help="folder for <stem>.npz (default: beside each file)")
-  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-  parser.add_argument("--hop", type=float, default=0.1, help="seconds between audio windows")
-  parser.add_argument("--fps", type=float, default=1.0, help="video frames embedded per second")
-  parser.add_argument("--feature", default=FEATURE_TRANSFER,
-                      help="'transfer' (paper's transfer features), 'pooled', or another "
-                      "2-D trunk output")
-  parser.add_argument("--batch_size", type=int, default=32, help="windows or frames per batch")
+  parser.add_argument(
+      "files", nargs="+", help="media files (anything ffmpeg decodes)"
+  )
+  parser.add_argument(
+      "--workdir", required=True, help="training workdir with checkpoints/"
+  )
+  parser.add_argument(
+      "--output",
+      default=None,
+      help="folder for <stem>.npz (default: beside each file)",
+  )
+  parser.add_argument(
+      "--step", type=int, default=None, help="checkpoint step (default: latest)"
+  )
+  parser.add_argument(
+      "--hop", type=float, default=0.1, help="seconds between audio windows"
+  )
+  parser.add_argument(
+      "--fps", type=float, default=1.0, help="video frames embedded per second"
+  )
+  parser.add_argument(
+      "--feature",
+      default=FEATURE_TRANSFER,
+      help="'transfer' (paper's transfer features), 'pooled', or another "
+      "2-D trunk output",
+  )
+  parser.add_argument(
+      "--batch_size", type=int, default=32, help="windows or frames per batch"
+  )
   return parser.parse_args(argv)
 
 
@@ -241,11 +324,19 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
     os.makedirs(args.output, exist_ok=True)
   written = []
   for path in args.files:
-    result = embed_file(loaded, path, hop=args.hop, fps=args.fps, feature=args.feature,
-                        batch_size=args.batch_size)
+    result = embed_file(
+        loaded,
+        path,
+        hop=args.hop,
+        fps=args.fps,
+        feature=args.feature,
+        batch_size=args.batch_size,
+    )
     target = output_path(path, args.output)
     np.savez(target, **result)
-    shapes = ", ".join(f"{k} {v.shape}" for k, v in result.items() if k.endswith("embedding"))
+    shapes = ", ".join(
+        f"{k} {v.shape}" for k, v in result.items() if k.endswith("embedding")
+    )
     print(f"{path} -> {target}: {shapes}")
     written.append(target)
   return written
@@ -253,5 +344,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
 
 if __name__ == "__main__":
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")  # tf computes spectrograms on the host only
+
+  tf.config.set_visible_devices(
+      [], "GPU"
+  )  # tf computes spectrograms on the host only
   main(sys.argv[1:])

@@ -14,6 +14,7 @@ stored value unless it is None, so a checkpoint can be scored on other
 records. Fields can be set from the command line as in training:
 `--config.evals.audio_probe.C=0.1`, `--config.data.path=/data/other_records`.
 """
+
 import copy
 import os
 from typing import Optional
@@ -26,9 +27,14 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-    "config", None, "Eval config file (configs/eval/*.py); default: the training config's evals.")
+    "config",
+    None,
+    "Eval config file (configs/eval/*.py); default: the training config's evals.",
+)
 flags.DEFINE_string("workdir", None, "Training workdir (holds checkpoints/).")
-flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: latest).")
+flags.DEFINE_integer(
+    "step", None, "Checkpoint step to evaluate (default: latest)."
+)
 flags.DEFINE_integer("num_cpu_devices", None, "Fake CPU devices (testing).")
 
 EVAL_DIR = "eval"
@@ -47,17 +53,21 @@ def _merge(base: dict, override: dict) -> dict:
   return out
 
 
-def with_eval_config(config: ml_collections.ConfigDict,
-                     eval_config: Optional[ml_collections.ConfigDict]
-                     ) -> ml_collections.ConfigDict:
+def with_eval_config(
+    config: ml_collections.ConfigDict,
+    eval_config: Optional[ml_collections.ConfigDict],
+) -> ml_collections.ConfigDict:
   """The training config with the eval config's `evals` and overrides.
 
   Data options added to the pipeline after the checkpoint was written take
   their defaults, so older checkpoints still evaluate.
   """
   from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+
   merged = config.to_dict()
-  merged["data"] = _merge(pipeline.default_data_config().to_dict(), merged["data"])
+  merged["data"] = _merge(
+      pipeline.default_data_config().to_dict(), merged["data"]
+  )
   override = eval_config.to_dict() if eval_config is not None else {}
   if "evals" in override:
     merged["evals"] = override.pop("evals")
@@ -66,14 +76,20 @@ def with_eval_config(config: ml_collections.ConfigDict,
 
 def format_table(results: dict) -> str:
   """A two-column text table of scalar results, sorted by name."""
-  rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(results.items())]
+  rows = [
+      (k, f"{v:.4f}" if isinstance(v, float) else str(v))
+      for k, v in sorted(results.items())
+  ]
   width = max([len("metric")] + [len(k) for k, _ in rows])
   lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 10}"]
   return "\n".join(lines + [f"{k:<{width}}  {v}" for k, v in rows])
 
 
-def evaluate(workdir: str, eval_config: Optional[ml_collections.ConfigDict] = None,
-             step: Optional[int] = None) -> dict:
+def evaluate(
+    workdir: str,
+    eval_config: Optional[ml_collections.ConfigDict] = None,
+    step: Optional[int] = None,
+) -> dict:
   """Runs the evaluators on a checkpoint; returns and writes {step, name/metric: value}."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -86,18 +102,26 @@ def evaluate(workdir: str, eval_config: Optional[ml_collections.ConfigDict] = No
   config, task, model, state = train.restore(workdir, step, mesh)
   config = config_lib.resolve_data(with_eval_config(config, eval_config))
   if not config.get("evals"):
-    raise ValueError("No evaluators: the training config has no `evals`; pass "
-                     "--config=configs/eval/NAME.py")
+    raise ValueError(
+        "No evaluators: the training config has no `evals`; pass "
+        "--config=configs/eval/NAME.py"
+    )
   step = int(state.step)
-  logging.info("Evaluating step %d of %s: %s", step, workdir, list(config.evals.keys()))
+  logging.info(
+      "Evaluating step %d of %s: %s", step, workdir, list(config.evals.keys())
+  )
   evaluators = train.build_evaluators(config, task=task, model=model, mesh=mesh)
   eval_dir = os.path.join(workdir, EVAL_DIR)
   os.makedirs(eval_dir, exist_ok=True)
   writer = metric_writers.create_default_writer(
-      eval_dir, just_logging=jax.process_index() > 0)
+      eval_dir, just_logging=jax.process_index() > 0
+  )
   results = train.run_evaluators(evaluators, state, step, writer)
   writer.flush()
-  final = {"step": step, **{k: float(v) for k, v in results.items() if np.ndim(v) == 0}}
+  final = {
+      "step": step,
+      **{k: float(v) for k, v in results.items() if np.ndim(v) == 0},
+  }
   train.write_results(eval_dir, final)
   return final
 
@@ -108,14 +132,18 @@ def main(argv):
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   tf.config.set_visible_devices([], "GPU")  # tf.data stays on the host
   import jax  # pylint: disable=g-import-not-at-top
+
   if FLAGS.num_cpu_devices:
     jax.config.update("jax_num_cpu_devices", FLAGS.num_cpu_devices)
   results = evaluate(FLAGS.workdir, FLAGS.config, FLAGS.step)
   if jax.process_index() == 0:
-    print(f"Evaluation of {FLAGS.workdir} at step {results['step']} "
-          f"({os.path.join(FLAGS.workdir, EVAL_DIR, 'results.json')}):")
+    print(
+        f"Evaluation of {FLAGS.workdir} at step {results['step']} "
+        f"({os.path.join(FLAGS.workdir, EVAL_DIR, 'results.json')}):"
+    )
     print(format_table(results))
 
 

@@ -22,6 +22,7 @@ the frame and min-max normalised over the video, then written as
 The localization evaluator (`avself/evaluators/localization.py`) uses the same
 functions, so TensorBoard shows the same pictures.
 """
+
 import argparse
 import dataclasses
 import functools
@@ -39,6 +40,7 @@ from avself.data import media as media_lib
 @dataclasses.dataclass(frozen=True)
 class ClipSpec:
   """What one input clip of the net looks like (from the training config)."""
+
   num_frames: int
   fps: float  # frames per second inside a clip
   sample_rate: int
@@ -55,38 +57,58 @@ class ClipSpec:
 def clip_spec(config, channels: Optional[int] = None) -> ClipSpec:
   """The clip geometry a sync checkpoint was trained on."""
   d = config.data
-  return ClipSpec(num_frames=int(d.sync.num_frames),
-                  fps=float(d.sync.num_frames) / float(d.sync.clip_seconds),
-                  sample_rate=int(d.sample_rate),
-                  channels=int(channels or d.get("channels", 1)),
-                  image_size=int(d.image_size),
-                  resize_shorter=int(d.resize_shorter or d.image_size))
+  return ClipSpec(
+      num_frames=int(d.sync.num_frames),
+      fps=float(d.sync.num_frames) / float(d.sync.clip_seconds),
+      sample_rate=int(d.sample_rate),
+      channels=int(channels or d.get("channels", 1)),
+      image_size=int(d.image_size),
+      resize_shorter=int(d.resize_shorter or d.image_size),
+  )
 
 
 def state_clip_spec(config, state) -> ClipSpec:
   """clip_spec with the audio channel count the restored net was built for."""
-  return clip_spec(config, state.params["audio_branch"]["conv1"]["kernel"].shape[1])  # [65, C, 64]
+  return clip_spec(
+      config, state.params["audio_branch"]["conv1"]["kernel"].shape[1]
+  )  # [65, C, 64]
 
 
-def centre_crop(frames: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def centre_crop(
+    frames: np.ndarray, size: int
+) -> tuple[np.ndarray, tuple[int, int]]:
   """[T, H, W, 3] -> [T, size, size, 3] and the crop's (top, left), as the pipeline's centre crop."""
   h, w = frames.shape[1:3]
   top, left = max(h - size, 0) // 2, max(w - size, 0) // 2
-  return frames[:, top:top + size, left:left + size], (top, left)
+  return frames[:, top : top + size, left : left + size], (top, left)
 
 
 def decode(path: str, spec: ClipSpec, max_seconds: Optional[float] = None):
   """Decodes a file for the net: (frames uint8 [T, S, S, 3], audio [n, C], Media, crop (top, left))."""
-  media = media_lib.load_video(path, fps=spec.fps, shorter_side=spec.resize_shorter,
-                               sample_rate=spec.sample_rate, channels=spec.channels,
-                               max_seconds=max_seconds)
+  media = media_lib.load_video(
+      path,
+      fps=spec.fps,
+      shorter_side=spec.resize_shorter,
+      sample_rate=spec.sample_rate,
+      channels=spec.channels,
+      max_seconds=max_seconds,
+  )
   frames, crop = centre_crop(np.asarray(media.frames), spec.image_size)
-  audio = media.audio if media.has_audio else np.zeros((0, spec.channels), np.float32)
+  audio = (
+      media.audio
+      if media.has_audio
+      else np.zeros((0, spec.channels), np.float32)
+  )
   return frames, audio, media, crop
 
 
-def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, hop: Optional[int] = None,
-              starts: Optional[np.ndarray] = None):
+def cut_clips(
+    frames: np.ndarray,
+    audio: np.ndarray,
+    spec: ClipSpec,
+    hop: Optional[int] = None,
+    starts: Optional[np.ndarray] = None,
+):
   """Clips every `hop` frames: video uint8 [K, N, S, S, 3], waveform [K, n, C], first frame of each [K].
 
   `hop` defaults to the clip length (consecutive clips); `starts` (first
@@ -98,17 +120,25 @@ def cut_clips(frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, hop: Option
   if hop < 1:
     raise ValueError(f"hop must be >= 1 frame, got {hop}")
   if len(frames) < spec.num_frames:
-    raise ValueError(f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
-                     f"{spec.num_frames} frames")
+    raise ValueError(
+        f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
+        f"{spec.num_frames} frames"
+    )
   if starts is None:
     starts = np.arange(0, len(frames) - spec.num_frames + 1, hop)
   # Audio start of clip k at its first frame's time, rounded to a sample.
-  sample_starts = np.round(np.asarray(starts) / spec.fps * spec.sample_rate).astype(np.int64)
+  sample_starts = np.round(
+      np.asarray(starts) / spec.fps * spec.sample_rate
+  ).astype(np.int64)
   need = int(sample_starts[-1]) + n
   if len(audio) < need:
-    audio = np.concatenate([audio, np.zeros((need - len(audio), audio.shape[1]), audio.dtype)])
-  video = np.stack([frames[s:s + spec.num_frames] for s in starts])
-  waveform = np.stack([audio[s:s + n] for s in sample_starts]).astype(np.float32)
+    audio = np.concatenate(
+        [audio, np.zeros((need - len(audio), audio.shape[1]), audio.dtype)]
+    )
+  video = np.stack([frames[s : s + spec.num_frames] for s in starts])
+  waveform = np.stack([audio[s : s + n] for s in sample_starts]).astype(
+      np.float32
+  )
   return video, waveform, np.asarray(starts)
 
 
@@ -131,8 +161,9 @@ def step_frames(num_frames: int, steps: int) -> np.ndarray:
   return np.floor(np.arange(steps) * num_frames / steps).astype(np.int64)
 
 
-def assemble_frames(cams: np.ndarray, starts: np.ndarray, num_frames: int,
-                    clip_frames: int) -> np.ndarray:
+def assemble_frames(
+    cams: np.ndarray, starts: np.ndarray, num_frames: int, clip_frames: int
+) -> np.ndarray:
   """Per-frame maps [F, h, w] of a video from its clips' CAMs [K, t, h, w].
 
   Step j of the clip starting at frame s is placed on frame
@@ -142,7 +173,9 @@ def assemble_frames(cams: np.ndarray, starts: np.ndarray, num_frames: int,
   """
   cams = np.asarray(cams, np.float64)
   k, t = cams.shape[:2]
-  where = (np.asarray(starts)[:, None] + step_frames(clip_frames, t)[None, :]).reshape(-1)
+  where = (
+      np.asarray(starts)[:, None] + step_frames(clip_frames, t)[None, :]
+  ).reshape(-1)
   keep = where < num_frames
   sums = np.zeros((num_frames, *cams.shape[2:]))
   counts = np.zeros(num_frames)
@@ -157,7 +190,9 @@ def assemble_frames(cams: np.ndarray, starts: np.ndarray, num_frames: int,
   frames = np.arange(num_frames)
   right = np.clip(np.searchsorted(known, frames), 1, len(known) - 1)
   left = right - 1
-  weight = np.clip((frames - known[left]) / (known[right] - known[left]), 0.0, 1.0)
+  weight = np.clip(
+      (frames - known[left]) / (known[right] - known[left]), 0.0, 1.0
+  )
   weight = weight.reshape(-1, *([1] * (cams.ndim - 2)))
   return (1.0 - weight) * values[left] + weight * values[right]
 
@@ -165,6 +200,7 @@ def assemble_frames(cams: np.ndarray, starts: np.ndarray, num_frames: int,
 def _cam_step(params, model_state, video, waveform, model):  # model: static
   """The raw CAM [B, t, h, w] (multisensory.cam) and logits [B] for uint8 clips."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+
   x = video.astype(np.float32) * (2.0 / 255.0) - 1.0  # as ops.finish_images
   out = model.apply({"params": params, **model_state}, x, waveform, train=False)
   return multisensory.cam(out["features"], params["head"]), out["logit"]
@@ -177,14 +213,27 @@ def make_cam_fn(mesh):
   One function per mesh with the model static, so the CLI, the evaluator and
   tests reuse compilations for equal models.
   """
-  return jax.jit(_cam_step, static_argnums=(4,),
-                 in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
-                               sharding.batch_sharding(mesh), sharding.batch_sharding(mesh)),
-                 out_shardings=sharding.replicated(mesh))
+  return jax.jit(
+      _cam_step,
+      static_argnums=(4,),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.batch_sharding(mesh),
+      ),
+      out_shardings=sharding.replicated(mesh),
+  )
 
 
-def cams(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
-         batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def cams(
+    model,
+    state,
+    video: np.ndarray,
+    waveform: np.ndarray,
+    mesh,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
   """Raw CAMs [K, t, h, w] and logits [K] of K clips, in batches.
 
   Every process passes the same K clips; each batch is padded to a multiple
@@ -194,7 +243,7 @@ def cams(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
   step = -(-max(batch_size, 1) // devices) * devices
   maps, logits = [], []
   for start in range(0, len(video), step):
-    v, w = video[start:start + step], waveform[start:start + step]
+    v, w = video[start : start + step], waveform[start : start + step]
     real = len(v)
     pad = step - real
     v = np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
@@ -202,15 +251,26 @@ def cams(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
     share = step // processes
     mine = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
     batch = sharding.to_global({"video": v[mine], "waveform": w[mine]}, mesh)
-    cam, logit = make_cam_fn(mesh)(state.params, state.model_state, batch["video"],
-                                   batch["waveform"], model)
+    cam, logit = make_cam_fn(mesh)(
+        state.params,
+        state.model_state,
+        batch["video"],
+        batch["waveform"],
+        model,
+    )
     maps.append(np.asarray(cam)[:real])
     logits.append(np.asarray(logit)[:real])
   return np.concatenate(maps), np.concatenate(logits)
 
 
-def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
-             batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def heatmaps(
+    model,
+    state,
+    video: np.ndarray,
+    waveform: np.ndarray,
+    mesh,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
   """Per-clip CAM heatmaps [K, N, S, S] in [0, 1] and logits [K] of K clips.
 
   Each clip on its own: its map upsampled over time and space and min-max
@@ -218,6 +278,7 @@ def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
   finer, sliding-window version used to localise.
   """
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+
   maps, logits = cams(model, state, video, waveform, mesh, batch_size)
   heat = multisensory.cam_to_frames(maps, *video.shape[1:4])
   return np.asarray(heat), logits
@@ -225,15 +286,29 @@ def heatmaps(model, state, video: np.ndarray, waveform: np.ndarray, mesh,
 
 def upsample_frames(maps: np.ndarray, height: int, width: int) -> np.ndarray:
   """Per-frame maps [F, h, w] -> [F, H, W] (linear, as cam_to_frames), min-max normalised over all."""
-  x = np.asarray(jax.image.resize(np.asarray(maps, np.float32), (len(maps), height, width),
-                                  method="linear"))
+  x = np.asarray(
+      jax.image.resize(
+          np.asarray(maps, np.float32),
+          (len(maps), height, width),
+          method="linear",
+      )
+  )
   lo, span = x.min(), x.max() - x.min()
   return (x - lo) / span if span > 0 else np.zeros_like(x)
 
 
-def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: ClipSpec, mesh,
-                  hop: int = 1, batch_size: int = 8, clips_per_chunk: int = 64,
-                  flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def video_heatmap(
+    model,
+    state,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    spec: ClipSpec,
+    mesh,
+    hop: int = 1,
+    batch_size: int = 8,
+    clips_per_chunk: int = 64,
+    flip: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
   """Sliding-window CAM of a whole decoded video: heat [F, S, S] in [0, 1], logits [K].
 
   Clips start every `hop` frames; each clip's map steps land on their frames
@@ -255,21 +330,30 @@ def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: Cli
   if hop < 1:
     raise ValueError(f"hop must be >= 1 frame, got {hop}")
   if len(frames) < spec.num_frames:
-    raise ValueError(f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
-                     f"{spec.num_frames} frames")
+    raise ValueError(
+        f"{len(frames)} frames at {spec.fps:g} fps: shorter than one clip of "
+        f"{spec.num_frames} frames"
+    )
   covered = covered_frames(len(frames), spec.num_frames, hop)
   first_frames = np.arange(0, covered - spec.num_frames + 1, hop)
 
   def per_frame_maps(pixels):
     maps, logits = [], []
     for i in range(0, len(first_frames), clips_per_chunk):
-      video, waveform, _ = cut_clips(pixels, audio, spec,
-                                     starts=first_frames[i:i + clips_per_chunk])
-      chunk_maps, chunk_logits = cams(model, state, video, waveform, mesh, batch_size)
+      video, waveform, _ = cut_clips(
+          pixels, audio, spec, starts=first_frames[i : i + clips_per_chunk]
+      )
+      chunk_maps, chunk_logits = cams(
+          model, state, video, waveform, mesh, batch_size
+      )
       maps.append(chunk_maps)
       logits.append(chunk_logits)
-    return (assemble_frames(np.concatenate(maps), first_frames, covered, spec.num_frames),
-            np.concatenate(logits))
+    return (
+        assemble_frames(
+            np.concatenate(maps), first_frames, covered, spec.num_frames
+        ),
+        np.concatenate(logits),
+    )
 
   per_frame, logits = per_frame_maps(frames)
   if flip:
@@ -283,14 +367,26 @@ def video_heatmap(model, state, frames: np.ndarray, audio: np.ndarray, spec: Cli
 ################################################################################
 
 
-def localize_file(path: str, output: str, *, config, model, state, mesh, scale: int = 0,
-                  max_seconds: Optional[float] = None, hop: int = 1,
-                  flip: bool = False) -> dict:
+def localize_file(
+    path: str,
+    output: str,
+    *,
+    config,
+    model,
+    state,
+    mesh,
+    scale: int = 0,
+    max_seconds: Optional[float] = None,
+    hop: int = 1,
+    flip: bool = False,
+) -> dict:
   """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
   spec = state_clip_spec(config, state)
   frames, audio, _, _ = decode(path, spec, max_seconds)
-  heat, logits = video_heatmap(model, state, frames, audio, spec, mesh, hop=hop, flip=flip)
-  shown = pictures.hot_overlay(frames[:len(heat)], heat)  # [F, S, S, 3]
+  heat, logits = video_heatmap(
+      model, state, frames, audio, spec, mesh, hop=hop, flip=flip
+  )
+  shown = pictures.hot_overlay(frames[: len(heat)], heat)  # [F, S, S, 3]
   shown = pictures.upscale(shown, scale or max(1, -(-256 // spec.image_size)))
   stem = os.path.splitext(os.path.basename(path))[0]
   folder = os.path.join(output, stem)
@@ -300,44 +396,85 @@ def localize_file(path: str, output: str, *, config, model, state, mesh, scale: 
   movie = os.path.join(output, f"{stem}_cam.mp4")
   samples = int(round(len(shown) / spec.fps * spec.sample_rate))
   media_lib.write_mp4(movie, shown, audio[:samples], spec.fps, spec.sample_rate)
-  return {"file": path, "frames": len(shown), "clips": len(logits), "png_dir": folder,
-          "mp4": movie, "aligned_probability": (1 / (1 + np.exp(-logits))).round(3).tolist()}
+  return {
+      "file": path,
+      "frames": len(shown),
+      "clips": len(logits),
+      "png_dir": folder,
+      "mp4": movie,
+      "aligned_probability": (1 / (1 + np.exp(-logits))).round(3).tolist(),
+  }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   """python -m avself.localize --workdir=DIR FILE [FILE ...] --output=DIR."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("files", nargs="+", help="videos (anything ffmpeg decodes)")
-  parser.add_argument("--workdir", required=True, help="a sync run's workdir (checkpoints/)")
+  parser.add_argument(
+      "files", nargs="+", help="videos (anything ffmpeg decodes)"
+  )
+  parser.add_argument(
+      "--workdir", required=True, help="a sync run's workdir (checkpoints/)"
+  )
   parser.add_argument("--output", required=True)
-  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
-  parser.add_argument("--scale", type=int, default=0,
-                      help="integer upscaling of the written frames (default: to >= 256 px)")
-  parser.add_argument("--max_seconds", type=float, default=None,
-                      help="localise only the first seconds of each file")
-  parser.add_argument("--hop", type=int, default=1,
-                      help="frames between the starts of the sliding clips (1: finest; the "
-                           "clip length: consecutive clips, fastest)")
-  parser.add_argument("--flip", action="store_true",
-                      help="average with the mirrored video's maps (twice the passes; "
-                           "cancels a map's sideways offset)")
+  parser.add_argument(
+      "--step", type=int, default=None, help="checkpoint step (default latest)"
+  )
+  parser.add_argument(
+      "--scale",
+      type=int,
+      default=0,
+      help="integer upscaling of the written frames (default: to >= 256 px)",
+  )
+  parser.add_argument(
+      "--max_seconds",
+      type=float,
+      default=None,
+      help="localise only the first seconds of each file",
+  )
+  parser.add_argument(
+      "--hop",
+      type=int,
+      default=1,
+      help="frames between the starts of the sliding clips (1: finest; the "
+      "clip length: consecutive clips, fastest)",
+  )
+  parser.add_argument(
+      "--flip",
+      action="store_true",
+      help="average with the mirrored video's maps (twice the passes; "
+      "cancels a map's sideways offset)",
+  )
   args = parser.parse_args(argv)
   from avself import train  # pylint: disable=g-import-not-at-top
+
   mesh = sharding.make_mesh()
   config, task, model, state = train.restore(args.workdir, args.step, mesh=mesh)
   if config.task != "sync":
-    raise SystemExit(f"{args.workdir} holds a {config.task!r} run; CAM needs a 'sync' one")
+    raise SystemExit(
+        f"{args.workdir} holds a {config.task!r} run; CAM needs a 'sync' one"
+    )
   del task
   os.makedirs(args.output, exist_ok=True)
   summaries = []
   for path in args.files:
-    summary = localize_file(path, args.output, config=config, model=model, state=state,
-                            mesh=mesh, scale=args.scale,
-                            max_seconds=args.max_seconds, hop=args.hop, flip=args.flip)
+    summary = localize_file(
+        path,
+        args.output,
+        config=config,
+        model=model,
+        state=state,
+        mesh=mesh,
+        scale=args.scale,
+        max_seconds=args.max_seconds,
+        hop=args.hop,
+        flip=args.flip,
+    )
     probability = np.asarray(summary["aligned_probability"])
-    print(f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
-          f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip: mean "
-          f"{probability.mean():.3f}, min {probability.min():.3f}")
+    print(
+        f"{path}: {summary['clips']} clips, {summary['frames']} frames -> "
+        f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip: mean "
+        f"{probability.mean():.3f}, min {probability.min():.3f}"
+    )
     summaries.append(summary)
   return summaries
 

@@ -4,6 +4,7 @@ The same command runs on a laptop, on 8 devices and on a pod: only flags
 change. Multi-host runs call `jax.distributed.initialize` (automatically on
 Cloud TPU and SLURM, or from the explicit flags below).
 """
+
 import json
 import os
 
@@ -13,19 +14,35 @@ from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Checkpoints, summaries and results.json go here.")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host).")
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file.", lock_config=True
+)
+flags.DEFINE_string(
+    "workdir", None, "Checkpoints, summaries and results.json go here."
+)
+flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (multi-host)."
+)
 flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
 flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
-flags.DEFINE_integer("num_cpu_devices", None, "Fake CPU devices per process (testing).")
-flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
-                  "auto: initialise jax.distributed on SLURM / Cloud TPU pods or when "
-                  "--coordinator_address is given.")
-flags.DEFINE_integer("initialization_timeout", 300,
-                     "Seconds to wait for every process to join.")
-flags.DEFINE_integer("heartbeat_timeout", 100,
-                     "Seconds without a heartbeat before a lost host fails the job.")
+flags.DEFINE_integer(
+    "num_cpu_devices", None, "Fake CPU devices per process (testing)."
+)
+flags.DEFINE_enum(
+    "distributed",
+    "auto",
+    ["auto", "on", "off"],
+    "auto: initialise jax.distributed on SLURM / Cloud TPU pods or when "
+    "--coordinator_address is given.",
+)
+flags.DEFINE_integer(
+    "initialization_timeout", 300, "Seconds to wait for every process to join."
+)
+flags.DEFINE_integer(
+    "heartbeat_timeout",
+    100,
+    "Seconds without a heartbeat before a lost host fails the job.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -39,24 +56,35 @@ def _on_cluster() -> bool:
 def init_distributed() -> None:
   """jax.distributed.initialize from flags, or automatically on a cluster."""
   import jax  # pylint: disable=g-import-not-at-top
+
   if FLAGS.num_cpu_devices:
     jax.config.update("jax_num_cpu_devices", FLAGS.num_cpu_devices)
   explicit = FLAGS.coordinator_address is not None
-  if FLAGS.distributed == "off" or (FLAGS.distributed == "auto" and not explicit
-                                    and not _on_cluster()):
+  if FLAGS.distributed == "off" or (
+      FLAGS.distributed == "auto" and not explicit and not _on_cluster()
+  ):
     return
-  kwargs = {"initialization_timeout": FLAGS.initialization_timeout,
-            "heartbeat_timeout_seconds": FLAGS.heartbeat_timeout}
+  kwargs = {
+      "initialization_timeout": FLAGS.initialization_timeout,
+      "heartbeat_timeout_seconds": FLAGS.heartbeat_timeout,
+  }
   if explicit:
-    kwargs.update(coordinator_address=FLAGS.coordinator_address,
-                  num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+    kwargs.update(
+        coordinator_address=FLAGS.coordinator_address,
+        num_processes=FLAGS.num_processes,
+        process_id=FLAGS.process_id,
+    )
   # Collectives between CPU devices of different processes (tests, laptops);
   # accelerator backends ignore this.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)
-  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+  logging.info(
+      "jax.distributed: process %d of %d, %d local / %d global devices",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+  )
 
 
 def main(argv):
@@ -67,10 +95,14 @@ def main(argv):
   tf.config.set_visible_devices([], "GPU")
   init_distributed()
   from avself import train  # pylint: disable=g-import-not-at-top
+
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   import jax  # pylint: disable=g-import-not-at-top
+
   if jax.process_index() == 0:
-    print("Final results (" + os.path.join(FLAGS.workdir, "results.json") + "):")
+    print(
+        "Final results (" + os.path.join(FLAGS.workdir, "results.json") + "):"
+    )
     print(json.dumps(results, indent=2, sort_keys=True))
 
 

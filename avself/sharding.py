@@ -4,6 +4,7 @@ One mesh axis, `data`: the batch is split over it, parameters are replicated.
 Under `jax.jit` every reduction over the batch (the loss mean, BatchNorm
 statistics) is global, so no `axis_name` plumbing is needed.
 """
+
 from typing import Any
 
 import jax
@@ -33,15 +34,18 @@ def local_batch_size(global_batch_size: int) -> int:
   if global_batch_size % devices:
     raise ValueError(
         f"config.batch_size={global_batch_size} is not divisible by the "
-        f"{devices} devices in the mesh; pick a multiple of {devices}.")
+        f"{devices} devices in the mesh; pick a multiple of {devices}."
+    )
   return global_batch_size // processes
 
 
 def to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Each host's numpy slice -> one global jax.Array per key."""
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in batch.items()}
+  return {
+      k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+      for k, v in batch.items()
+  }
 
 
 def to_host(tree: Any) -> Any:

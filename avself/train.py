@@ -5,6 +5,7 @@ sampling mode and the loss; everything else lives here, top to bottom:
 config checks, data, mesh, state, the jitted step, logging, evaluation,
 checkpoints (with resume and save-on-SIGTERM) and the final results.json.
 """
+
 import functools
 import importlib
 import json
@@ -47,7 +48,9 @@ def get_task(name: str):
     return importlib.import_module(f"avself.tasks.{name}")
   except ModuleNotFoundError as e:
     if e.name == f"avself.tasks.{name}":
-      raise ValueError(f"config.task={name!r}: no module avself/tasks/{name}.py") from e
+      raise ValueError(
+          f"config.task={name!r}: no module avself/tasks/{name}.py"
+      ) from e
     raise
 
 
@@ -63,44 +66,65 @@ def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   if opt.schedule == "constant":
     main = optax.constant_schedule(opt.learning_rate)
   elif opt.schedule == "cosine":
-    main = optax.cosine_decay_schedule(opt.learning_rate, max(1, config.total_steps - warmup))
+    main = optax.cosine_decay_schedule(
+        opt.learning_rate, max(1, config.total_steps - warmup)
+    )
   else:
-    raise ValueError(f"config.optimizer.schedule={opt.schedule!r}: use 'constant' or 'cosine'")
+    raise ValueError(
+        f"config.optimizer.schedule={opt.schedule!r}: use 'constant' or 'cosine'"
+    )
   if not warmup:
     return main
   return optax.join_schedules(
-      [optax.linear_schedule(0.0, opt.learning_rate, warmup), main], [warmup])
+      [optax.linear_schedule(0.0, opt.learning_rate, warmup), main], [warmup]
+  )
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def make_optimizer(
+    config: ml_collections.ConfigDict,
+) -> optax.GradientTransformation:
   """Adam with L2 weight decay as in L3-Net (lr 1e-4, wd 1e-5), or AdamW."""
   opt = config.optimizer
   schedule = make_schedule(config)
   if opt.name == "adam":
     # The paper's weight decay is an L2 term, i.e. added to the gradient
     # before Adam's normalisation (not decoupled).
-    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), optax.adam(schedule))
+    tx = optax.chain(
+        optax.add_decayed_weights(opt.weight_decay), optax.adam(schedule)
+    )
   elif opt.name == "adamw":
     tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
   elif opt.name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay),
-                     optax.sgd(schedule, momentum=0.9))
+    tx = optax.chain(
+        optax.add_decayed_weights(opt.weight_decay),
+        optax.sgd(schedule, momentum=0.9),
+    )
   else:
-    raise ValueError(f"config.optimizer.name={opt.name!r}: use 'adam', 'adamw' or 'sgd'")
+    raise ValueError(
+        f"config.optimizer.name={opt.name!r}: use 'adam', 'adamw' or 'sgd'"
+    )
   if opt.get("grad_clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
   frozen = tuple(opt.get("freeze", ()) or ())
   if frozen:
     steps = int(opt.get("freeze_steps", 0))
     if steps <= 0:
-      raise ValueError(f"config.optimizer.freeze={frozen} needs freeze_steps > 0 "
-                       f"(got {steps}): the steps for which they are held")
-    logging.info("Holding %s still for the first %d steps (optimizer.freeze)", frozen, steps)
+      raise ValueError(
+          f"config.optimizer.freeze={frozen} needs freeze_steps > 0 "
+          f"(got {steps}): the steps for which they are held"
+      )
+    logging.info(
+        "Holding %s still for the first %d steps (optimizer.freeze)",
+        frozen,
+        steps,
+    )
     tx = optax.chain(tx, hold_at_first(frozen, steps))
   return tx
 
 
-def hold_at_first(names: tuple[str, ...], steps: int) -> optax.GradientTransformation:
+def hold_at_first(
+    names: tuple[str, ...], steps: int
+) -> optax.GradientTransformation:
   """Zeroes the updates of the top-level parameter groups `names` for `steps` steps.
 
   Linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): with the pre-trained
@@ -114,16 +138,26 @@ def hold_at_first(names: tuple[str, ...], steps: int) -> optax.GradientTransform
   def init(params):
     missing = [n for n in names if n not in params]
     if missing:
-      raise ValueError(f"config.optimizer.freeze names {missing}, not among the "
-                       f"model's parameter groups {sorted(params)}")
+      raise ValueError(
+          f"config.optimizer.freeze names {missing}, not among the "
+          f"model's parameter groups {sorted(params)}"
+      )
     return optax.ScaleByScheduleState(count=jnp.zeros((), jnp.int32))
 
   def update(updates, state, params=None):
     del params
     keep = (state.count >= steps).astype(jnp.float32)
-    held = {k: (jax.tree.map(lambda u: u * keep.astype(u.dtype), v) if k in names else v)
-            for k, v in updates.items()}
-    return held, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
+    held = {
+        k: (
+            jax.tree.map(lambda u: u * keep.astype(u.dtype), v)
+            if k in names
+            else v
+        )
+        for k, v in updates.items()
+    }
+    return held, optax.ScaleByScheduleState(
+        count=optax.safe_increment(state.count)
+    )
 
   return optax.GradientTransformation(init, update)
 
@@ -136,8 +170,12 @@ def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
     variables = task.init(model, rng, batch)
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      model_state=model_state, opt_state=tx.init(params))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state=model_state,
+        opt_state=tx.init(params),
+    )
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
 
@@ -147,27 +185,48 @@ def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
 ################################################################################
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task, model, tx,
-               skip_nonfinite: bool) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState,
+    batch: dict,
+    rng: jax.Array,
+    *,
+    task,
+    model,
+    tx,
+    skip_nonfinite: bool,
+) -> tuple[TrainState, dict]:
   """One optimiser step on the global batch; returns the new state and metrics."""
   rng = jax.random.fold_in(rng, state.step)
 
   def loss_fn(params):
-    return task.loss_fn(model, params, state.model_state, batch, rng, train=True)
+    return task.loss_fn(
+        model, params, state.model_state, batch, rng, train=True
+    )
 
-  (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
+  (loss, (metrics, model_state)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True
+  )(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-  new_state = state.replace(step=state.step + 1, params=params,
-                            model_state=model_state, opt_state=opt_state)
+  new_state = state.replace(
+      step=state.step + 1,
+      params=params,
+      model_state=model_state,
+      opt_state=opt_state,
+  )
   if skip_nonfinite:
     # Keep the old parameters but advance the step so the data moves on.
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
-                             new_state, state.replace(step=state.step + 1))
-  metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
-                 nonfinite=1.0 - finite.astype(jnp.float32))
+    new_state = jax.tree.map(
+        lambda new, old: jnp.where(finite, new, old),
+        new_state,
+        state.replace(step=state.step + 1),
+    )
+  metrics = dict(
+      metrics,
+      grad_norm=optax.tree.norm(grads),
+      nonfinite=1.0 - finite.astype(jnp.float32),
+  )
   return new_state, metrics
 
 
@@ -180,6 +239,7 @@ def model_flops(fn: Callable, *args) -> Optional[float]:
   with XLA's own conv gradient gives the full arithmetic of the step.
   """
   from avself.models import layers  # pylint: disable=g-import-not-at-top
+
   try:
     with layers.plain_conv_gradients():
       # A new jit object: the trace must not come from (or go to) another cache entry.
@@ -211,7 +271,9 @@ class _StopFlag:
   def _handle(self, signum, frame):
     del frame
     self.signal = signum
-    logging.warning("Received signal %d: saving a checkpoint and stopping.", signum)
+    logging.warning(
+        "Received signal %d: saving a checkpoint and stopping.", signum
+    )
 
 
 def _stop_requested(flag: _StopFlag) -> bool:
@@ -220,6 +282,7 @@ def _stop_requested(flag: _StopFlag) -> bool:
   if jax.process_count() == 1:
     return bool(local)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   return bool(np.max(multihost_utils.process_allgather(local)))
 
 
@@ -233,12 +296,18 @@ def build_evaluators(config, *, task, model, mesh) -> dict:
   evaluators = {}
   for name, eval_config in (config.get("evals") or {}).items():
     module = importlib.import_module(f"avself.evaluators.{eval_config.type}")
-    evaluators[name] = module.Evaluator(config, eval_config, task=task, model=model, mesh=mesh)
+    evaluators[name] = module.Evaluator(
+        config, eval_config, task=task, model=model, mesh=mesh
+    )
   return evaluators
 
 
-def run_evaluators(evaluators: dict, state: TrainState, step: int,
-                   writer: metric_writers.MetricWriter) -> dict:
+def run_evaluators(
+    evaluators: dict,
+    state: TrainState,
+    step: int,
+    writer: metric_writers.MetricWriter,
+) -> dict:
   """Runs every evaluator; writes and returns `{name/metric: value}`.
 
   Scalars go to `write_scalars`; uint8/float images ([H, W, C] or
@@ -252,8 +321,11 @@ def run_evaluators(evaluators: dict, state: TrainState, step: int,
       results[f"{name}/{metric}"] = value
     logging.info("Evaluator %s took %.1fs", name, time.time() - t0)
   scalars = {k: v for k, v in results.items() if np.ndim(v) == 0}
-  images = {k: (v if np.ndim(v) == 4 else np.asarray(v)[None])
-            for k, v in results.items() if np.ndim(v) in (3, 4)}
+  images = {
+      k: (v if np.ndim(v) == 4 else np.asarray(v)[None])
+      for k, v in results.items()
+      if np.ndim(v) in (3, 4)
+  }
   if scalars:
     writer.write_scalars(step, scalars)
   if images:
@@ -270,20 +342,29 @@ def _input_skips(before: dict) -> dict:
   included), summed over processes; warns when the count grew since `before`.
   """
   from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+
   counts = pipeline.skip_counts()
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     names = sorted(counts)
     # float32 (JAX's default): exact for counts below 2**24, bytes to ~1e-7.
-    every = multihost_utils.process_allgather(np.array([counts[k] for k in names], np.float32))
-    counts = dict(zip(names, np.asarray(every).reshape(-1, len(names)).sum(0).tolist()))
+    every = multihost_utils.process_allgather(
+        np.array([counts[k] for k in names], np.float32)
+    )
+    counts = dict(
+        zip(names, np.asarray(every).reshape(-1, len(names)).sum(0).tolist())
+    )
   counts = {k: float(v) for k, v in counts.items()}
   grew = counts["skipped_records"] - before.get("skipped_records", 0.0)
   if grew > 0:
     logging.warning(
         "Input: skipped %d more corrupt record(s), %d so far (%d bytes of damaged shards "
         "unread); stderr names the shards. data.on_corrupt='fail' stops instead.",
-        grew, counts["skipped_records"], counts["unread_bytes"])
+        grew,
+        counts["skipped_records"],
+        counts["unread_bytes"],
+    )
   return counts
 
 
@@ -292,7 +373,9 @@ def write_results(workdir: str, results: dict) -> None:
   if jax.process_index() != 0:
     return
   path = os.path.join(workdir, "results.json")
-  clean = {k: (v.item() if hasattr(v, "item") else v) for k, v in results.items()}
+  clean = {
+      k: (v.item() if hasattr(v, "item") else v) for k, v in results.items()
+  }
   with open(path + ".tmp", "w") as f:
     json.dump(clean, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)
@@ -303,7 +386,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   task = get_task(config.task)
-  config = config_lib.resolve_data(config)  # Builds the synthetic world if asked.
+  config = config_lib.resolve_data(
+      config
+  )  # Builds the synthetic world if asked.
 
   mesh = sharding.make_mesh()
   local_batch = sharding.local_batch_size(config.batch_size)
@@ -315,43 +400,73 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   #### State: fresh or restored.
   state = create_train_state(task, model, tx, config, init_rng, mesh)
   manager = ckpt_lib.make_manager(
-      workdir, keep=config.checkpoint.keep, every_steps=config.checkpoint.every_steps,
-      async_save=config.checkpoint.get("async_save", True))
+      workdir,
+      keep=config.checkpoint.keep,
+      every_steps=config.checkpoint.every_steps,
+      async_save=config.checkpoint.get("async_save", True),
+  )
   start_step = 0
   data_state = None
   if manager.latest_step() is not None:
-    state, start_step = ckpt_lib.restore_state(manager, ckpt_lib.abstract_like(state))
+    state, start_step = ckpt_lib.restore_state(
+        manager, ckpt_lib.abstract_like(state)
+    )
     data_state = ckpt_lib.restore_data_state(manager, start_step)
     logging.info("Resumed from step %d in %s", start_step, workdir)
   elif hasattr(task, "warm_start"):
     # E.g. action recognition starting from a sync checkpoint's video branch.
-    params, model_state = task.warm_start(config, state.params, state.model_state)
+    params, model_state = task.warm_start(
+        config, state.params, state.model_state
+    )
     state = jax.device_put(
-        state.replace(params=params, model_state=model_state, opt_state=tx.init(params)),
-        sharding.replicated(mesh))
+        state.replace(
+            params=params, model_state=model_state, opt_state=tx.init(params)
+        ),
+        sharding.replicated(mesh),
+    )
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("Model %s: %s parameters", config.model.name, f"{num_params:,}")
 
   #### Data: this host's slice of every global batch.
-  train_iter = task_data_iterator(task, config, local_batch, data_state, start_step)
+  train_iter = task_data_iterator(
+      task, config, local_batch, data_state, start_step
+  )
 
   #### The jitted step: batch on `data`, state replicated and donated.
   step_fn = jax.jit(
-      functools.partial(train_step, task=task, model=model, tx=tx,
-                        skip_nonfinite=config.get("skip_nonfinite", False)),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
-                    sharding.replicated(mesh)),
+      functools.partial(
+          train_step,
+          task=task,
+          model=model,
+          tx=tx,
+          skip_nonfinite=config.get("skip_nonfinite", False),
+      ),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.replicated(mesh),
+      ),
       out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,))
+      donate_argnums=(0,),
+  )
 
   writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True
+  )
   if start_step == 0:
-    writer.write_hparams({k: v for k, v in config_lib.flatten(config).items()
-                          if isinstance(v, (int, float, str, bool))})
+    writer.write_hparams(
+        {
+            k: v
+            for k, v in config_lib.flatten(config).items()
+            if isinstance(v, (int, float, str, bool))
+        }
+    )
   evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
   progress = periodic_actions.ReportProgress(
-      num_train_steps=config.total_steps, writer=writer, every_steps=config.log_every_steps)
+      num_train_steps=config.total_steps,
+      writer=writer,
+      every_steps=config.log_every_steps,
+  )
   stop = _StopFlag()
   stop.install()
 
@@ -368,10 +483,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # executable every step runs are the same (jit's own cache would
       # compile a second time).
       compiled_step = step_fn.lower(state, batch, step_rng).compile()
-      flops_per_step = model_flops(
-          functools.partial(train_step, task=task, model=model, tx=tx,
-                            skip_nonfinite=config.get("skip_nonfinite", False)),
-          state, batch, step_rng) or 0.0
+      flops_per_step = (
+          model_flops(
+              functools.partial(
+                  train_step,
+                  task=task,
+                  model=model,
+                  tx=tx,
+                  skip_nonfinite=config.get("skip_nonfinite", False),
+              ),
+              state,
+              batch,
+              step_rng,
+          )
+          or 0.0
+      )
     state, metrics = compiled_step(state, batch, step_rng)
     step += 1
     pending.append(metrics)
@@ -381,14 +507,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if step % config.log_every_steps == 0 or is_last:
       host = sharding.to_host(pending)
       summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-      bad = [start + i for i, m in enumerate(host, 1) for start in [step - len(host)]
-             if m["nonfinite"] > 0]
+      bad = [
+          start + i
+          for i, m in enumerate(host, 1)
+          for start in [step - len(host)]
+          if m["nonfinite"] > 0
+      ]
       if bad and not config.get("skip_nonfinite", False):
         manager.wait_until_finished()
         raise NonFiniteLossError(
             f"Non-finite loss or gradient at step {bad[0]}; the last good checkpoint "
             f"(step {last_good_step}) is kept in {manager.directory}. Set "
-            "--config.skip_nonfinite=True to skip such steps instead.")
+            "--config.skip_nonfinite=True to skip such steps instead."
+        )
       dt = time.time() - t_log
       summary["steps_per_sec"] = len(host) / dt
       summary["examples_per_sec"] = len(host) * config.batch_size / dt
@@ -397,8 +528,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       summary["nonfinite_steps"] = float(sum(m["nonfinite"] > 0 for m in host))
       del summary["nonfinite"]
       skips = _input_skips(skips)
-      writer.write_scalars(step, {**{f"train/{k}": v for k, v in summary.items()},
-                                  **{f"data/{k}": v for k, v in skips.items()}})
+      writer.write_scalars(
+          step,
+          {
+              **{f"train/{k}": v for k, v in summary.items()},
+              **{f"data/{k}": v for k, v in skips.items()},
+          },
+      )
       pending, t_log = [], time.time()
 
     if evaluators and (step % config.eval_every_steps == 0 or is_last):
@@ -407,7 +543,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     stopping = _stop_requested(stop)
     if step % config.checkpoint.every_steps == 0 or is_last or stopping:
-      ckpt_lib.save(manager, step, state, config, train_iter.state(), force=True)
+      ckpt_lib.save(
+          manager, step, state, config, train_iter.state(), force=True
+      )
       last_good_step = step
     if stopping:
       logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
@@ -415,7 +553,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   manager.wait_until_finished()
   writer.flush()
-  final = {"step": int(step), **{k: v for k, v in results.items() if np.ndim(v) == 0}}
+  final = {
+      "step": int(step),
+      **{k: v for k, v in results.items() if np.ndim(v) == 0},
+  }
   if step == config.total_steps:
     write_results(workdir, final)
   return final
@@ -433,10 +574,16 @@ def restore(workdir: str, step: Optional[int] = None, mesh=None):
   model = task.build_model(config)
   tx = make_optimizer(config)
   abstract = jax.eval_shape(
-      lambda: create_train_state(task, model, tx, config, jax.random.key(0), mesh))
+      lambda: create_train_state(
+          task, model, tx, config, jax.random.key(0), mesh
+      )
+  )
   abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
-      abstract)
+      lambda x: jax.ShapeDtypeStruct(
+          x.shape, x.dtype, sharding=sharding.replicated(mesh)
+      ),
+      abstract,
+  )
   manager = ckpt_lib.make_manager(workdir, read_only=True)
   state, _ = ckpt_lib.restore_state(manager, abstract, step)
   return config, task, model, state
@@ -447,8 +594,9 @@ def random_init(config, mesh=None, seed: int = 0):
   mesh = mesh or sharding.make_mesh()
   task = get_task(config.task)
   model = task.build_model(config)
-  state = create_train_state(task, model, make_optimizer(config), config,
-                             jax.random.key(seed), mesh)
+  state = create_train_state(
+      task, model, make_optimizer(config), config, jax.random.key(seed), mesh
+  )
   return task, model, state
 
 
@@ -467,24 +615,35 @@ class DataIterator:
   batches of a run on more (the multi-host test relies on this).
   """
 
-  def __init__(self, dataset_fn, *, seed: int, num_streams: int, local_batch: int,
-               data_state: Optional[dict], start_step: int):
+  def __init__(
+      self,
+      dataset_fn,
+      *,
+      seed: int,
+      num_streams: int,
+      local_batch: int,
+      data_state: Optional[dict],
+      start_step: int,
+  ):
     processes = jax.process_count()
     if num_streams % processes:
       raise config_lib.ConfigError(
           f"config.data.input_streams={num_streams} must be a multiple of the "
-          f"{processes} processes")
+          f"{processes} processes"
+      )
     k = num_streams // processes
     if local_batch % k:
       raise config_lib.ConfigError(
-          f"the per-process batch {local_batch} must divide over {k} input streams")
+          f"the per-process batch {local_batch} must divide over {k} input streams"
+      )
     state = data_state or {}
     self.seed = int(state.get("seed", seed))
     self.position = int(state.get("position", start_step))
     first = jax.process_index() * k
     self._iterators = [
         self._make(dataset_fn, stream, num_streams, local_batch // k)
-        for stream in range(first, first + k)]
+        for stream in range(first, first + k)
+    ]
 
   def _make(self, dataset_fn, stream: int, num_streams: int, batch: int):
     ds = dataset_fn(self.seed, stream, num_streams, batch)
@@ -506,16 +665,30 @@ class DataIterator:
     return {"seed": self.seed, "position": self.position}
 
 
-def task_data_iterator(task, config, local_batch: int, data_state, start_step: int):
+def task_data_iterator(
+    task, config, local_batch: int, data_state, start_step: int
+):
   """Training batches for `task` from `config.data`."""
   from avself.data import pipeline  # pylint: disable=g-import-not-at-top
 
   def dataset_fn(seed, stream, num_streams, batch):
     return pipeline.make_dataset(
-        config.data, mode=task.data_mode(config), split=config.data.train_split,
-        batch_size=batch, train=True, seed=seed, process_index=stream,
-        process_count=num_streams)
+        config.data,
+        mode=task.data_mode(config),
+        split=config.data.train_split,
+        batch_size=batch,
+        train=True,
+        seed=seed,
+        process_index=stream,
+        process_count=num_streams,
+    )
 
   num_streams = config.data.get("input_streams") or jax.process_count()
-  return DataIterator(dataset_fn, seed=config.seed, num_streams=num_streams,
-                      local_batch=local_batch, data_state=data_state, start_step=start_step)
+  return DataIterator(
+      dataset_fn,
+      seed=config.seed,
+      num_streams=num_streams,
+      local_batch=local_batch,
+      data_state=data_state,
+      start_step=start_step,
+  )

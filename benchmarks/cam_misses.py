@@ -23,6 +23,7 @@ Prints a table and writes --output (JSON) when given. ~1 min per 24 videos
 at 112 px on 2 CPU cores (2 min with --flip). docs/multisensory.md has the
 numbers of session 8's nets.
 """
+
 import argparse
 import json
 import time
@@ -34,15 +35,27 @@ from avself import sharding
 from avself import train
 from avself.evaluators import localization
 
-BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # seconds to the nearest burst: [0, 0.2), ..., [1.0, inf)
+BINS = (
+    0.0,
+    0.2,
+    0.4,
+    0.6,
+    0.8,
+    1.0,
+)  # seconds to the nearest burst: [0, 0.2), ..., [1.0, inf)
 LAGS = tuple(range(-4, 5))
 SPEEDS = (0.0, 20.0, 40.0, 60.0, 80.0)  # crop px / s: [0, 20), ..., [80, inf)
 
 
 def box_speeds(boxes, fps: float) -> np.ndarray:
   """Speed of the first box's centre at each frame, px / s (central differences): [F]."""
-  centres = np.array([(b[:2] + b[2:]) / 2 if b is not None else (np.nan, np.nan)
-                      for b in map(first_box, boxes)], np.float64)
+  centres = np.array(
+      [
+          (b[:2] + b[2:]) / 2 if b is not None else (np.nan, np.nan)
+          for b in map(first_box, boxes)
+      ],
+      np.float64,
+  )
   if len(centres) < 2:
     return np.zeros(len(centres))
   return np.linalg.norm(np.gradient(centres, axis=0), axis=1) * fps
@@ -50,7 +63,11 @@ def box_speeds(boxes, fps: float) -> np.ndarray:
 
 def nearest_burst(truth: dict, num_frames: int, fps: float) -> np.ndarray:
   """Seconds from each frame to the nearest burst of any sounding object: [F] (inf if none)."""
-  events = [np.asarray(o["event_times"], np.float64) for o in truth["objects"] if o["sounding"]]
+  events = [
+      np.asarray(o["event_times"], np.float64)
+      for o in truth["objects"]
+      if o["sounding"]
+  ]
   events = np.concatenate(events) if events else np.zeros(0)
   if not len(events):
     return np.full(num_frames, np.inf)
@@ -84,12 +101,18 @@ def analyse(videos, rows, heats, fps: float) -> dict:
       b = np.searchsorted(BINS, gap[i], side="right") - 1
       by_bin[b] += (hits, scored)
       if np.isfinite(speed[i]):
-        by_speed[np.searchsorted(SPEEDS, speed[i], side="right") - 1] += (hits, scored)
+        by_speed[np.searchsorted(SPEEDS, speed[i], side="right") - 1] += (
+            hits,
+            scored,
+        )
       box = first_box(frame_boxes)
       offsets.append(point - (box[:2] + box[2:]) / 2)
       halves.append((box[2:] - box[:2]) / 2)
     for k in LAGS:
-      shifted = [video["boxes"][min(max(i + k, 0), len(video["boxes"]) - 1)] for i in range(f)]
+      shifted = [
+          video["boxes"][min(max(i + k, 0), len(video["boxes"]) - 1)]
+          for i in range(f)
+      ]
       lags[k] += localization.pointing(points, shifted)
   offsets, halves = np.asarray(offsets), np.asarray(halves)
   total = by_bin.sum(axis=0)
@@ -98,20 +121,32 @@ def analyse(videos, rows, heats, fps: float) -> dict:
       "frames": int(total[1]),
       "by_time_to_burst": [
           {"from_s": lo, "frames": int(n), "pointing": h / n if n else None}
-          for lo, (h, n) in zip(BINS, by_bin)],
+          for lo, (h, n) in zip(BINS, by_bin)
+      ],
       "by_box_speed": [
-          {"from_px_per_s": lo, "frames": int(n), "pointing": h / n if n else None}
-          for lo, (h, n) in zip(SPEEDS, by_speed)],
+          {
+              "from_px_per_s": lo,
+              "frames": int(n),
+              "pointing": h / n if n else None,
+          }
+          for lo, (h, n) in zip(SPEEDS, by_speed)
+      ],
       "mean_offset_px": offsets.mean(axis=0).round(2).tolist(),
-      "median_miss_distance_px": float(np.median(np.linalg.norm(offsets, axis=1))),
+      "median_miss_distance_px": float(
+          np.median(np.linalg.norm(offsets, axis=1))
+      ),
       "mean_box_half_size_px": halves.mean(axis=0).round(2).tolist(),
-      "pointing_against_frame_f_plus_k": {k: h / n for k, (h, n) in lags.items()},
+      "pointing_against_frame_f_plus_k": {
+          k: h / n for k, (h, n) in lags.items()
+      },
   }
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--workdir", required=True, help="a sync run with a localization eval")
+  parser.add_argument(
+      "--workdir", required=True, help="a sync run with a localization eval"
+  )
   parser.add_argument("--step", type=int, default=None)
   parser.add_argument("--split", default="test")
   parser.add_argument("--num_videos", type=int, default=24)
@@ -121,31 +156,56 @@ def main(argv=None) -> dict:
   mesh = sharding.make_mesh()
   config, _, model, state = train.restore(args.workdir, args.step, mesh=mesh)
   if "localization" not in config.get("evals", {}):
-    raise SystemExit(f"{args.workdir}: its config has no localization eval (a world to score)")
+    raise SystemExit(
+        f"{args.workdir}: its config has no localization eval (a world to score)"
+    )
   folder = localization.world_dir(config, config.evals.localization)
   spec = localize.state_clip_spec(config, state)
-  rows = localization.read_ground_truth(folder, args.split)[:args.num_videos]
+  rows = localization.read_ground_truth(folder, args.split)[: args.num_videos]
   videos = localization.load_world_videos(folder, rows, spec)
   start = time.time()
-  heats = [localize.video_heatmap(model, state, v["frames"], v["audio"], spec, mesh,
-                                  flip=args.flip)[0] for v in videos]
+  heats = [
+      localize.video_heatmap(
+          model, state, v["frames"], v["audio"], spec, mesh, flip=args.flip
+      )[0]
+      for v in videos
+  ]
   result = analyse(videos, rows, heats, spec.fps)
-  result.update(workdir=args.workdir, step=int(state.step), split=args.split,
-                videos=len(videos), flip=args.flip, seconds=round(time.time() - start, 1))
-  print(f"{args.workdir} step {result['step']} {args.split} ({len(videos)} videos, "
-        f"{result['frames']} frames, flip={args.flip}): pointing {result['pointing']:.3f}")
+  result.update(
+      workdir=args.workdir,
+      step=int(state.step),
+      split=args.split,
+      videos=len(videos),
+      flip=args.flip,
+      seconds=round(time.time() - start, 1),
+  )
+  print(
+      f"{args.workdir} step {result['step']} {args.split} ({len(videos)} videos, "
+      f"{result['frames']} frames, flip={args.flip}): pointing {result['pointing']:.3f}"
+  )
   for row in result["by_time_to_burst"]:
     score = "-" if row["pointing"] is None else f"{row['pointing']:.3f}"
-    print(f"  {row['from_s']:.1f}+ s from a burst: {row['frames']:5d} frames, pointing {score}")
+    print(
+        f"  {row['from_s']:.1f}+ s from a burst: {row['frames']:5d} frames, pointing {score}"
+    )
   for row in result["by_box_speed"]:
     score = "-" if row["pointing"] is None else f"{row['pointing']:.3f}"
-    print(f"  box moving {row['from_px_per_s']:.0f}+ px/s: {row['frames']:5d} frames, "
-          f"pointing {score}")
-  print(f"  peak - box centre: mean (dx, dy) {result['mean_offset_px']} px, median distance "
-        f"{result['median_miss_distance_px']:.1f} px; "
-        f"box half-size {result['mean_box_half_size_px']}")
-  print("  heat of frame f vs boxes of frame f+k: " + "  ".join(
-      f"{k:+d}: {v:.3f}" for k, v in result["pointing_against_frame_f_plus_k"].items()))
+    print(
+        f"  box moving {row['from_px_per_s']:.0f}+ px/s: {row['frames']:5d} frames, "
+        f"pointing {score}"
+    )
+  print(
+      f"  peak - box centre: mean (dx, dy) {result['mean_offset_px']} px, median distance "
+      f"{result['median_miss_distance_px']:.1f} px; "
+      f"box half-size {result['mean_box_half_size_px']}"
+  )
+  print(
+      "  heat of frame f vs boxes of frame f+k: "
+      + "  ".join(
+          f"{k:+d}: {v:.3f}"
+          for k, v in result["pointing_against_frame_f_plus_k"].items()
+      )
+  )
   if args.output:
     with open(args.output, "w") as f:
       json.dump(result, f, indent=1)

@@ -22,6 +22,7 @@ SVM on the trunks' transfer features, clip accuracy) at every evaluation.
 Checkpoints are kept at every evaluation, so `python -m avself.evaluate
 --workdir=WORKDIR/METHOD --step=N` can score any point of the curves later.
 """
+
 import argparse
 import importlib.util
 import json
@@ -32,22 +33,36 @@ import time
 import ml_collections
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIGS = {"binary": ("avenet_synthetic.py", None),
-            "infonce": ("contrastive_synthetic.py", None),
-            "sigmoid": ("contrastive_synthetic.py", "sigmoid"),
-            "crossmodal": ("crossmodal_synthetic.py", None)}
-CURVES = ("retrieval/probe/audio_accuracy", "retrieval/probe/vision_accuracy",
-          "audio_probe/accuracy", "vision_probe/accuracy",
-          "retrieval/audio_to_image/ndcg@30", "retrieval/image_to_audio/ndcg@30",
-          "retrieval/audio_to_audio/ndcg@30", "retrieval/image_to_image/ndcg@30")
-PROBES = ("retrieval/probe/audio_accuracy", "retrieval/probe/vision_accuracy",
-          "audio_probe/accuracy", "vision_probe/accuracy")
+_CONFIGS = {
+    "binary": ("avenet_synthetic.py", None),
+    "infonce": ("contrastive_synthetic.py", None),
+    "sigmoid": ("contrastive_synthetic.py", "sigmoid"),
+    "crossmodal": ("crossmodal_synthetic.py", None),
+}
+CURVES = (
+    "retrieval/probe/audio_accuracy",
+    "retrieval/probe/vision_accuracy",
+    "audio_probe/accuracy",
+    "vision_probe/accuracy",
+    "retrieval/audio_to_image/ndcg@30",
+    "retrieval/image_to_audio/ndcg@30",
+    "retrieval/audio_to_audio/ndcg@30",
+    "retrieval/image_to_image/ndcg@30",
+)
+PROBES = (
+    "retrieval/probe/audio_accuracy",
+    "retrieval/probe/vision_accuracy",
+    "audio_probe/accuracy",
+    "vision_probe/accuracy",
+)
 
 
 def load_config(method: str):
   """The method's config file, as `--config=configs/FILE[:variant]` would load it."""
   name, variant = _CONFIGS[method]
-  spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(_ROOT, "configs", name))
+  spec = importlib.util.spec_from_file_location(
+      name[:-3], os.path.join(_ROOT, "configs", name)
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)
@@ -80,29 +95,44 @@ def configure(method: str, args):
   config.checkpoint.keep = args.steps // args.eval_every + 1
   config.data.synthetic.cache_dir = args.cache_dir
   config.data.synthetic.workers = 2
-  config.evals.retrieval.picture_dir = os.path.join(args.workdir, method, "pictures")
+  config.evals.retrieval.picture_dir = os.path.join(
+      args.workdir, method, "pictures"
+  )
   if "avc" in config.evals:
     config.evals.avc.num_examples = 512
   if args.linear_probe:
     for modality in ("audio", "vision"):
-      config.evals[f"{modality}_probe"] = ml_collections.ConfigDict(dict(
-          type="linear_probe", modality=modality, source="records", random_init=True))
+      config.evals[f"{modality}_probe"] = ml_collections.ConfigDict(
+          dict(
+              type="linear_probe",
+              modality=modality,
+              source="records",
+              random_init=True,
+          )
+      )
   return config
 
 
 def scalars(workdir: str, prefix: str = "") -> dict:
   """`{tag: [(step, value), ...]}` of the TensorBoard scalars under `prefix`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   out: dict = {}
   for name in sorted(os.listdir(workdir)):
     if name.startswith("events.out"):
-      for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
+      for event in tf.compat.v1.train.summary_iterator(
+          os.path.join(workdir, name)
+      ):
         for v in event.summary.value:
           if not v.tag.startswith(prefix) or not v.HasField("tensor"):
             continue
           value = tf.make_ndarray(v.tensor)
-          if value.ndim == 0 and value.dtype.kind == "f":  # scalars, not images or text
-            out.setdefault(v.tag[len(prefix):], []).append((event.step, float(value)))
+          if (
+              value.ndim == 0 and value.dtype.kind == "f"
+          ):  # scalars, not images or text
+            out.setdefault(v.tag[len(prefix) :], []).append(
+                (event.step, float(value))
+            )
   return {k: sorted(v) for k, v in out.items()}
 
 
@@ -118,12 +148,19 @@ def report(curves: dict, methods: list, steps: int) -> dict:
     evaluated = sorted({s for m in methods for s, _ in curves[m].get(tag, [])})
     if not evaluated:
       continue
-    randoms = [curves[m].get(_random(tag), [(0, float("nan"))])[-1][1] for m in methods]
-    print(f"\n{tag}  (random init: "
-          + ", ".join(f"{m} {r:.3f}" for m, r in zip(methods, randoms)) + ")")
+    randoms = [
+        curves[m].get(_random(tag), [(0, float("nan"))])[-1][1] for m in methods
+    ]
+    print(
+        f"\n{tag}  (random init: "
+        + ", ".join(f"{m} {r:.3f}" for m, r in zip(methods, randoms))
+        + ")"
+    )
     print("step    " + "".join(f"{m:>12}" for m in methods))
     for step in evaluated:
-      row = [dict(curves[m].get(tag, [])).get(step, float("nan")) for m in methods]
+      row = [
+          dict(curves[m].get(tag, [])).get(step, float("nan")) for m in methods
+      ]
       print(f"{step:<8}" + "".join(f"{v:12.3f}" for v in row))
   if "binary" in methods and "infonce" in methods:
     for tag in PROBES:
@@ -135,8 +172,10 @@ def report(curves: dict, methods: list, steps: int) -> dict:
       summary[f"{tag}:binary_final"] = target
       summary[f"{tag}:infonce_first_step_reaching_it"] = reached
       summary[f"{tag}:infonce_within_half_the_steps"] = verdict
-      print(f"\n{tag}: binary final {target:.3f}; InfoNCE first reaches it at step "
-            f"{reached} -> within half the steps ({steps // 2}): {verdict}")
+      print(
+          f"\n{tag}: binary final {target:.3f}; InfoNCE first reaches it at step "
+          f"{reached} -> within half the steps ({steps // 2}): {verdict}"
+      )
   return summary
 
 
@@ -154,12 +193,22 @@ def main(argv=None):
   p.add_argument("--eval_every", type=int, default=100)
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--cache_dir", default="", help="synthetic world cache ('' = ~/.cache/avself)")
-  p.add_argument("--linear_probe", action="store_true",
-                 help="also run evaluators/linear_probe.py (audio, vision) at every eval")
-  p.add_argument("--report_only", action="store_true", help="re-read finished runs")
+  p.add_argument(
+      "--cache_dir",
+      default="",
+      help="synthetic world cache ('' = ~/.cache/avself)",
+  )
+  p.add_argument(
+      "--linear_probe",
+      action="store_true",
+      help="also run evaluators/linear_probe.py (audio, vision) at every eval",
+  )
+  p.add_argument(
+      "--report_only", action="store_true", help="re-read finished runs"
+  )
   args = p.parse_args(argv)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   tf.config.set_visible_devices([], "GPU")
   from avself import train  # pylint: disable=g-import-not-at-top
 
@@ -171,8 +220,10 @@ def main(argv=None):
       t0 = time.time()
       final = train.train_and_evaluate(configure(method, args), workdir)
       seconds[method] = time.time() - t0
-      print(f"{method}: {seconds[method]:.0f} s, final {json.dumps(final, sort_keys=True)}",
-            flush=True)
+      print(
+          f"{method}: {seconds[method]:.0f} s, final {json.dumps(final, sort_keys=True)}",
+          flush=True,
+      )
     curves[method] = scalars(workdir)
   summary = report(curves, methods, args.steps)
   summary.update(args=vars(args), seconds=seconds)

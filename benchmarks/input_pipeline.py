@@ -11,6 +11,7 @@ whatever else runs on the machine). If avself.data.prepare and
 avself.data.synthetic import, also prints the prep tool's rate in
 video-seconds/s on ~20 synthetic clips.
 """
+
 import argparse
 import os
 import tempfile
@@ -33,17 +34,31 @@ def _frame_pool(size: int, rng) -> list[bytes]:
   pool = []
   for _ in range(size):
     phase = rng.uniform(0, 255, 3)
-    image = np.stack([xx * 0.7 + phase[0], yy * 0.9 + phase[1], (xx + yy) * 0.4 + phase[2]], -1)
+    image = np.stack(
+        [xx * 0.7 + phase[0], yy * 0.9 + phase[1], (xx + yy) * 0.4 + phase[2]],
+        -1,
+    )
     image = np.mod(image, 255) + rng.normal(0, 6, image.shape)
-    pool.append(tf.io.encode_jpeg(np.clip(image, 0, 255).astype(np.uint8), quality=90).numpy())
+    pool.append(
+        tf.io.encode_jpeg(
+            np.clip(image, 0, 255).astype(np.uint8), quality=90
+        ).numpy()
+    )
   return pool
 
 
-def write_records(directory: str, num_videos: int, fps: float, num_shards: int = 16,
-                  seed: int = 0) -> None:
+def write_records(
+    directory: str,
+    num_videos: int,
+    fps: float,
+    num_shards: int = 16,
+    seed: int = 0,
+) -> None:
   """`num_videos` synthetic 10 s videos at paper resolution in `num_shards` shards."""
   rng = np.random.default_rng(seed)
-  pool = _frame_pool(64, rng)  # drawn in random order: encoding 250 frames a video is slow
+  pool = _frame_pool(
+      64, rng
+  )  # drawn in random order: encoding 250 frames a video is slow
   num_frames, num_samples = int(_SECONDS * fps), int(_SECONDS * _SAMPLE_RATE)
   t = np.arange(num_samples) / _SAMPLE_RATE
 
@@ -52,21 +67,47 @@ def write_records(directory: str, num_videos: int, fps: float, num_shards: int =
     tone = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t)
     waveform = (tone + 0.02 * rng.normal(size=num_samples)).astype(np.float32)
     return records.make_sequence_example(
-        filename=f"synthetic_{i:05d}.mp4", jpeg_frames=frames, waveform=waveform,
-        sample_rate=_SAMPLE_RATE, fps=fps, label_index=[i % 10])
+        filename=f"synthetic_{i:05d}.mp4",
+        jpeg_frames=frames,
+        waveform=waveform,
+        sample_rate=_SAMPLE_RATE,
+        fps=fps,
+        label_index=[i % 10],
+    )
 
   for s in range(num_shards):
-    records.write_records(records.shard_path(directory, "train", s, num_shards),
-                          (video(i) for i in range(s, num_videos, num_shards)))
+    records.write_records(
+        records.shard_path(directory, "train", s, num_shards),
+        (video(i) for i in range(s, num_videos, num_shards)),
+    )
 
 
-def measure_avc(directory: str, *, batch_size: int, batches: int, warmup: int,
-                samples_per_video: int, cache: bool) -> dict:
+def measure_avc(
+    directory: str,
+    *,
+    batch_size: int,
+    batches: int,
+    warmup: int,
+    samples_per_video: int,
+    cache: bool,
+) -> dict:
   """AVC batches/s, examples/s and CPU-ms/example after `warmup` batches."""
   cfg = pipeline.default_data_config()
-  cfg.path, cfg.samples_per_video, cfg.cache = directory, samples_per_video, cache
-  ds = pipeline.make_dataset(cfg, mode="avc", split="train", batch_size=batch_size,
-                             train=True, seed=0, process_index=0, process_count=1)
+  cfg.path, cfg.samples_per_video, cfg.cache = (
+      directory,
+      samples_per_video,
+      cache,
+  )
+  ds = pipeline.make_dataset(
+      cfg,
+      mode="avc",
+      split="train",
+      batch_size=batch_size,
+      train=True,
+      seed=0,
+      process_index=0,
+      process_count=1,
+  )
   it = ds.as_numpy_iterator()
   for _ in range(warmup):
     next(it)
@@ -74,13 +115,19 @@ def measure_avc(directory: str, *, batch_size: int, batches: int, warmup: int,
   for _ in range(batches):
     batch = next(it)
     positives += int(batch["label"].sum())
-  seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+  seconds, cpu_seconds = (
+      time.perf_counter() - start,
+      time.process_time() - cpu_start,
+  )
   assert batch["image"].shape == (batch_size, 224, 224, 3), batch["image"].shape
   assert batch["audio"].shape == (batch_size, 257, 199, 1), batch["audio"].shape
   examples = batches * batch_size
-  return dict(batches_per_s=batches / seconds, examples_per_s=examples / seconds,
-              cpu_ms_per_example=1e3 * cpu_seconds / examples,
-              positive_fraction=positives / examples)
+  return dict(
+      batches_per_s=batches / seconds,
+      examples_per_s=examples / seconds,
+      cpu_ms_per_example=1e3 * cpu_seconds / examples,
+      positive_fraction=positives / examples,
+  )
 
 
 def measure_prepare(num_clips: int = 20) -> None:
@@ -93,21 +140,29 @@ def measure_prepare(num_clips: int = 20) -> None:
   with tempfile.TemporaryDirectory() as world:
     synthetic.generate(world, num_clips, seed=0, write_stems=False)
     rate = prepare.measure_rate(os.path.join(world, "videos"))
-  print(f"prepare: {num_clips} synthetic clips, {rate['video_seconds']:.0f} video-s: "
-        f"{rate['video_seconds_per_wall_second']} video-s/s wall, "
-        f"{rate['video_seconds_per_cpu_second']} video-s per CPU-s (one worker)")
+  print(
+      f"prepare: {num_clips} synthetic clips, {rate['video_seconds']:.0f} video-s: "
+      f"{rate['video_seconds_per_wall_second']} video-s/s wall, "
+      f"{rate['video_seconds_per_cpu_second']} video-s per CPU-s (one worker)"
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "avself_bench"))
+  parser.add_argument(
+      "--workdir", default=os.path.join(tempfile.gettempdir(), "avself_bench")
+  )
   parser.add_argument("--num_videos", type=int, default=200)
   parser.add_argument("--fps", type=float, default=10.0)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--batches", type=int, default=60)
   parser.add_argument("--warmup", type=int, default=20)
-  parser.add_argument("--samples_per_video", default="8", help="comma-separated values to try")
-  parser.add_argument("--cache", action="store_true", help="cache parsed records in memory")
+  parser.add_argument(
+      "--samples_per_video", default="8", help="comma-separated values to try"
+  )
+  parser.add_argument(
+      "--cache", action="store_true", help="cache parsed records in memory"
+  )
   parser.add_argument("--skip_prepare", action="store_true")
   args = parser.parse_args()
   tf.config.set_visible_devices([], "GPU")
@@ -119,15 +174,26 @@ def main():
     start = time.perf_counter()
     write_records(directory, args.num_videos, args.fps)
     open(marker, "w").close()
-    print(f"wrote {args.num_videos} records to {directory} in {time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote {args.num_videos} records to {directory} in {time.perf_counter() - start:.0f} s"
+    )
   for k in [int(x) for x in args.samples_per_video.split(",")]:
-    r = measure_avc(directory, batch_size=args.batch_size, batches=args.batches,
-                    warmup=args.warmup, samples_per_video=k, cache=args.cache)
-    print(f"avc fps={args.fps:g} samples_per_video={k} cache={args.cache}: "
-          f"{r['batches_per_s']:.2f} batches/s, {r['examples_per_s']:.0f} examples/s "
-          f"(batch {args.batch_size}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), "
-          f"{r['cpu_ms_per_example']:.2f} CPU-ms/example, "
-          f"positive fraction {r['positive_fraction']:.3f}", flush=True)
+    r = measure_avc(
+        directory,
+        batch_size=args.batch_size,
+        batches=args.batches,
+        warmup=args.warmup,
+        samples_per_video=k,
+        cache=args.cache,
+    )
+    print(
+        f"avc fps={args.fps:g} samples_per_video={k} cache={args.cache}: "
+        f"{r['batches_per_s']:.2f} batches/s, {r['examples_per_s']:.0f} examples/s "
+        f"(batch {args.batch_size}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), "
+        f"{r['cpu_ms_per_example']:.2f} CPU-ms/example, "
+        f"positive fraction {r['positive_fraction']:.3f}",
+        flush=True,
+    )
   if not args.skip_prepare:
     measure_prepare()
 

@@ -6,6 +6,7 @@ Prints the wall-clock rate, the CPU seconds per clip (all processes), and
 what that CPU cost would allow on `workers` free cores: on a shared machine
 the wall rate only shows the cores that were free.
 """
+
 import argparse
 import dataclasses
 import os
@@ -34,44 +35,60 @@ def _stage_seconds(options, clips=4):
       start = time.perf_counter()
       frames, audio, _, _ = synthetic.render_clip(index, 0, options)
       middle = time.perf_counter()
-      media.write_mp4(os.path.join(out, 'clip.mp4'), frames, audio,
-                      options.fps, options.sample_rate)
+      media.write_mp4(
+          os.path.join(out, "clip.mp4"),
+          frames,
+          audio,
+          options.fps,
+          options.sample_rate,
+      )
       render += middle - start
       encode += time.perf_counter() - middle
   return render / clips, encode / clips
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--num_videos', type=int, default=40)
-  parser.add_argument('--workers', type=int, default=os.cpu_count())
-  parser.add_argument('--size', type=int, default=128)
-  parser.add_argument('--duration', type=float, default=6.0)
-  parser.add_argument('--fps', type=int, default=15)
-  parser.add_argument('--sample_rate', type=int, default=48000)
-  parser.add_argument('--no_stems', action='store_true')
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--num_videos", type=int, default=40)
+  parser.add_argument("--workers", type=int, default=os.cpu_count())
+  parser.add_argument("--size", type=int, default=128)
+  parser.add_argument("--duration", type=float, default=6.0)
+  parser.add_argument("--fps", type=int, default=15)
+  parser.add_argument("--sample_rate", type=int, default=48000)
+  parser.add_argument("--no_stems", action="store_true")
   args = parser.parse_args()
-  options = synthetic.as_options(size=args.size, duration=args.duration,
-                                 fps=args.fps, sample_rate=args.sample_rate)
+  options = synthetic.as_options(
+      size=args.size,
+      duration=args.duration,
+      fps=args.fps,
+      sample_rate=args.sample_rate,
+  )
   render_s, encode_s = _stage_seconds(options)
   load = os.getloadavg()[0]
   with tempfile.TemporaryDirectory() as out:
     cpu = _cpu_seconds()
     start = time.perf_counter()
-    synthetic.generate(out, args.num_videos, seed=0, workers=args.workers,
-                       write_stems=not args.no_stems,
-                       **dataclasses.asdict(options))
+    synthetic.generate(
+        out,
+        args.num_videos,
+        seed=0,
+        workers=args.workers,
+        write_stems=not args.no_stems,
+        **dataclasses.asdict(options),
+    )
     wall = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu
   per_clip = cpu / args.num_videos
-  print(f'synthetic_world: {args.num_videos / wall:.2f} clips/s wall '
-        f'({args.num_videos} clips, {args.workers} workers, '
-        f'{args.size}x{args.size}, {args.duration} s @ {args.fps} fps, '
-        f'{args.sample_rate} Hz, stems={not args.no_stems}, load before '
-        f'{load:.2f}); cpu {per_clip:.3f} s/clip (render {render_s:.3f} + '
-        f'encode {encode_s:.3f} in-process) -> '
-        f'{args.workers / per_clip:.2f} clips/s on {args.workers} free cores')
+  print(
+      f"synthetic_world: {args.num_videos / wall:.2f} clips/s wall "
+      f"({args.num_videos} clips, {args.workers} workers, "
+      f"{args.size}x{args.size}, {args.duration} s @ {args.fps} fps, "
+      f"{args.sample_rate} Hz, stems={not args.no_stems}, load before "
+      f"{load:.2f}); cpu {per_clip:.3f} s/clip (render {render_s:.3f} + "
+      f"encode {encode_s:.3f} in-process) -> "
+      f"{args.workers / per_clip:.2f} clips/s on {args.workers} free cores"
+  )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main()

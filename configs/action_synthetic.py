@@ -40,6 +40,7 @@ Variants (`--config=configs/action_synthetic.py:VARIANT`, comma-separated):
             (/tmp/multisensory_synthetic_motion_noflash).
   runlocal  a few steps, to check that everything runs.
 """
+
 import importlib.util
 import os
 
@@ -50,7 +51,9 @@ from avself import config_lib
 
 def _sync_config_module():
   """configs/multisensory_synthetic.py (configs is a folder of files, not a package)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multisensory_synthetic.py")
+  path = os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), "multisensory_synthetic.py"
+  )
   spec = importlib.util.spec_from_file_location("multisensory_synthetic", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -84,8 +87,12 @@ def get_config(arg=None):
   c.data.synthetic.shorter_side = 64
   c.data.synthetic.class_cue = "motion"  # one look; the class is the speed
   c.data.synthetic.num_videos = 400
-  c.data.synthetic.test_fraction = 0.5  # 200 held-out videos: +-0.03 noise, not +-0.07
-  c.data.sync.paired = False  # one waveform per clip is enough (and it is unused)
+  c.data.synthetic.test_fraction = (
+      0.5  # 200 held-out videos: +-0.03 noise, not +-0.07
+  )
+  c.data.sync.paired = (
+      False  # one waveform per clip is enough (and it is unused)
+  )
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "cosine"
   c.evals = ml_collections.ConfigDict()

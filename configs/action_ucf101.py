@@ -23,10 +23,10 @@ are not used; see docs/multisensory.md.
 
 Variants: `scratch` (init_from = '', the from-scratch baseline), `runlocal`.
 """
+
 import ml_collections
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("scratch", "runlocal")
@@ -46,7 +46,9 @@ def get_config(arg=None):
   c.model.name = "multisensory"
   c.model.width = 1.0
   c.model.num_classes = 101
-  c.model.trunk = "fusion"  # the whole visual pathway of the sync net, fed silence
+  c.model.trunk = (
+      "fusion"  # the whole visual pathway of the sync net, fed silence
+  )
   c.model.spectrogram_shape = ()
   c.optimizer.name = "sgd"  # momentum 0.9
   c.optimizer.learning_rate = 1e-2
@@ -59,11 +61,19 @@ def get_config(arg=None):
   d.channels = 2
   d.image_size = 224
   d.resize_shorter = 256
-  d.sync = dict(num_frames=125, clip_seconds=4.2, min_shift=2.0, max_shift=5.8, paired=False)
+  d.sync = dict(
+      num_frames=125,
+      clip_seconds=4.2,
+      min_shift=2.0,
+      max_shift=5.8,
+      paired=False,
+  )
   d.samples_per_video = 2
   d.shuffle_buffer = 256
   c.evals = ml_collections.ConfigDict()
-  c.evals.action = dict(type="classification", num_examples=3783)  # split-1 test videos
+  c.evals.action = dict(
+      type="classification", num_examples=3783
+  )  # split-1 test videos
   if "runlocal" in variants:
     c.batch_size = 8
     c.total_steps = 4

@@ -17,10 +17,10 @@ point the evaluator at labelled records with
 distance matrix for graded relevance with --config.evals.retrieval.ontology=F.npy.
 `:runlocal` shrinks everything for a smoke test.
 """
+
 import ml_collections
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("runlocal",)
@@ -40,7 +40,9 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 1e-4
   c.optimizer.weight_decay = 1e-5
   d = c.data
-  d.path = ""  # Set with --config.data.path=DIR (output of avself.data.prepare).
+  d.path = (
+      ""  # Set with --config.data.path=DIR (output of avself.data.prepare).
+  )
   d.sample_rate = 48000
   d.image_size = 224
   d.resize_shorter = 256
@@ -51,9 +53,17 @@ def get_config(arg=None):
   d.shuffle_buffer = 20_000
   # Single frames and 1 s sounds as items, as in the paper; Flickr has no
   # class labels, so no probe (relevance needs labelled records).
-  c.evals.retrieval = ml_collections.ConfigDict(dict(
-      type="retrieval", k=30, level="window", probe=False, random_init=True,
-      picture_queries=3, ontology=""))
+  c.evals.retrieval = ml_collections.ConfigDict(
+      dict(
+          type="retrieval",
+          k=30,
+          level="window",
+          probe=False,
+          random_init=True,
+          picture_queries=3,
+          ontology="",
+      )
+  )
   if "runlocal" in config_lib.variants(arg, VARIANTS):
     c.batch_size = 8
     c.total_steps = 20

@@ -10,10 +10,10 @@ recall@k, beside a random-init network; see docs/retrieval.md):
 
 Same world, sizes and budget as configs/l3_synthetic.py.
 """
+
 import ml_collections
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -47,6 +47,14 @@ def get_config(arg=None):
   d.cache = True
 
   c.evals.avc.num_examples = 1024
-  c.evals.retrieval = ml_collections.ConfigDict(dict(
-      type="retrieval", k=30, level="video", probe=True, random_init=True, picture_queries=2))
+  c.evals.retrieval = ml_collections.ConfigDict(
+      dict(
+          type="retrieval",
+          k=30,
+          level="video",
+          probe=True,
+          random_init=True,
+          picture_queries=2,
+      )
+  )
   return c

@@ -7,10 +7,10 @@ baseline and a random-init net (`evaluators/av_localization.py`):
 
   python -m avself.main --config=configs/avol_synthetic.py --workdir=/tmp/avol
 """
+
 import ml_collections
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -44,6 +44,12 @@ def get_config(arg=None):
   d.shuffle_buffer = 512
   d.cache = True
   c.evals.avc.num_examples = 1024
-  c.evals.localization = ml_collections.ConfigDict(dict(
-      type="av_localization", num_videos=0, windows_per_video=0, num_pictures=8))
+  c.evals.localization = ml_collections.ConfigDict(
+      dict(
+          type="av_localization",
+          num_videos=0,
+          windows_per_video=0,
+          num_pictures=8,
+      )
+  )
   return c

@@ -9,11 +9,11 @@ see the same number of frames and sounds (docs/retrieval.md compares them):
   python -m avself.main --config=configs/contrastive_synthetic.py --workdir=/tmp/contrastive
   python -m avself.main --config=configs/contrastive_synthetic.py:sigmoid --workdir=/tmp/siglip
 """
+
 import ml_collections
 
 from avself import config_lib
 from avself.tasks import contrastive
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("sigmoid",)
@@ -51,6 +51,14 @@ def get_config(arg=None):
   d.cache = True
   # No AVC evaluator: the task has no mismatched pairs to classify.
   c.evals = ml_collections.ConfigDict()
-  c.evals.retrieval = ml_collections.ConfigDict(dict(
-      type="retrieval", k=30, level="video", probe=True, random_init=True, picture_queries=2))
+  c.evals.retrieval = ml_collections.ConfigDict(
+      dict(
+          type="retrieval",
+          k=30,
+          level="video",
+          probe=True,
+          random_init=True,
+          picture_queries=2,
+      )
+  )
   return c

@@ -7,11 +7,11 @@ matched when its cosine clears (1 + margin) / 2) and retrieval:
 
   python -m avself.main --config=configs/crossmodal_synthetic.py --workdir=/tmp/crossmodal
 """
+
 import ml_collections
 
 from avself import config_lib
 from avself.tasks import crossmodal
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -47,6 +47,14 @@ def get_config(arg=None):
   d.shuffle_buffer = 512
   d.cache = True
   c.evals.avc.num_examples = 1024
-  c.evals.retrieval = ml_collections.ConfigDict(dict(
-      type="retrieval", k=30, level="video", probe=True, random_init=True, picture_queries=2))
+  c.evals.retrieval = ml_collections.ConfigDict(
+      dict(
+          type="retrieval",
+          k=30,
+          level="video",
+          probe=True,
+          random_init=True,
+          picture_queries=2,
+      )
+  )
   return c

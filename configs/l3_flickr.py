@@ -10,8 +10,8 @@ r"""L3-Net at paper scale on Flickr-SoundNet (Arandjelovic & Zisserman, ICCV 201
 
 `--config=configs/l3_flickr.py:runlocal` shrinks everything for a smoke test.
 """
-from avself import config_lib
 
+from avself import config_lib
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("runlocal",)
@@ -30,7 +30,9 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 1e-4
   c.optimizer.weight_decay = 1e-5
   d = c.data
-  d.path = ""  # Set with --config.data.path=DIR (output of avself.data.prepare).
+  d.path = (
+      ""  # Set with --config.data.path=DIR (output of avself.data.prepare).
+  )
   d.sample_rate = 48000
   d.image_size = 224
   d.resize_shorter = 256

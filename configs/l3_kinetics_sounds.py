@@ -6,8 +6,8 @@ r"""L3-Net on Kinetics-Sounds (34 classes; Arandjelovic & Zisserman 2017, Sec. 4
   python -m avself.main --config=configs/l3_kinetics_sounds.py \
       --config.data.path=/data/ks/records --workdir=/ckpt/l3_ks
 """
-from avself import config_lib
 
+from avself import config_lib
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("runlocal",)

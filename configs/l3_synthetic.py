@@ -14,8 +14,8 @@ off-screen noise wanders in level, the main object is the only one heard
 (a second visible object is silent) and there is no off-screen source, so
 a clip's sound names its class; 1500 videos, because fewer overfit.
 """
-from avself import config_lib
 
+from avself import config_lib
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -41,10 +41,14 @@ def get_config(arg=None):
   d = c.data
   d.synthetic = config_lib.synthetic_world_config()
   d.synthetic.num_videos = 1500
-  d.synthetic.max_objects = 2  # 1-2 visible objects per clip (the world allows 3).
+  d.synthetic.max_objects = (
+      2  # 1-2 visible objects per clip (the world allows 3).
+  )
   d.synthetic.silent_prob = 1.0  # only the main object sounds
   d.synthetic.offscreen_prob = 0.0
-  d.synthetic.pitch_spread = 1.5  # octaves: a class is its timbre and pitch region
+  d.synthetic.pitch_spread = (
+      1.5  # octaves: a class is its timbre and pitch region
+  )
   d.synthetic.background_noise = 0.2
   d.synthetic.shorter_side = 56
   d.sample_rate = 16000

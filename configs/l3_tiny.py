@@ -1,10 +1,10 @@
 r"""A seconds-long L3-Net smoke run (tests, multi-process emulation, CI).
 
-  python -m avself.main --config=configs/l3_tiny.py --workdir=/tmp/l3_tiny
-  launch/local_multiprocess.sh 2 2 --config=configs/l3_tiny.py --workdir=/tmp/l3_mp
+python -m avself.main --config=configs/l3_tiny.py --workdir=/tmp/l3_tiny
+launch/local_multiprocess.sh 2 2 --config=configs/l3_tiny.py --workdir=/tmp/l3_mp
 """
-from avself import config_lib
 
+from avself import config_lib
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()

@@ -18,10 +18,10 @@ Variants (`--config=configs/multisensory_audioset.py:VARIANT`):
             than 7x7 class activation map at 224 px, for `avself.localize`.
   runlocal  a few tiny steps on whatever --config.data.path holds.
 """
+
 import ml_collections
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ("cam", "runlocal")
@@ -52,7 +52,13 @@ def get_config(arg=None):
   d.channels = 2
   d.image_size = 224
   d.resize_shorter = 256
-  d.sync = dict(num_frames=125, clip_seconds=4.2, min_shift=2.0, max_shift=5.8, paired=True)
+  d.sync = dict(
+      num_frames=125,
+      clip_seconds=4.2,
+      min_shift=2.0,
+      max_shift=5.8,
+      paired=True,
+  )
   d.augment = dict(flip=True, brightness=0.2, saturation=0.2, audio_gain=0.1)
   # A 4.2 s example holds 125 JPEGs and 2 x 88200 x 2 samples (~3 MB).
   d.samples_per_video = 2

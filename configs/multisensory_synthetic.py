@@ -40,6 +40,7 @@ Variants (`--config=configs/multisensory_synthetic.py:VARIANT`):
             (docs/multisensory.md, session 10).
   runlocal  a few steps, to check that everything runs.
 """
+
 import ml_collections
 
 from avself import config_lib
@@ -71,7 +72,9 @@ def data_config(c: ml_collections.ConfigDict) -> None:
   d.channels = 1
   d.image_size = 32
   d.resize_shorter = 36
-  d.sync = dict(num_frames=16, clip_seconds=1.6, min_shift=1.0, max_shift=3.0, paired=True)
+  d.sync = dict(
+      num_frames=16, clip_seconds=1.6, min_shift=1.0, max_shift=3.0, paired=True
+  )
   d.augment = dict(flip=True, brightness=0.1, saturation=0.1, audio_gain=0.1)
   d.samples_per_video = 4
   d.shuffle_buffer = 256
@@ -188,7 +191,9 @@ def get_config(arg=None):
   c.evals = ml_collections.ConfigDict()
   c.evals.sync = dict(type="sync", num_examples=256)
   # Heat of clips starting at every frame (hop=1): docs/multisensory.md.
-  c.evals.localization = dict(type="localization", num_videos=24, num_images=4, hop=1)
+  c.evals.localization = dict(
+      type="localization", num_videos=24, num_images=4, hop=1
+  )
   variants = config_lib.variants(arg, VARIANTS)
   if "voice" in variants:
     variants.add("cam")

@@ -1,4 +1,5 @@
 """Test setup: 8 fake CPU devices, set before jax is imported anywhere."""
+
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -22,6 +23,7 @@ def tiny_records(tmp_path_factory):
   """
   import tiny  # pylint: disable=g-import-not-at-top
   from avself.data import world  # pylint: disable=g-import-not-at-top
+
   config = tiny.tiny_config()
   config.data.synthetic = tiny.tiny_world()
   config.data.synthetic.cache_dir = str(tmp_path_factory.mktemp("world"))

@@ -4,6 +4,7 @@ Frame `i` of a fixture is flat grey at `frame_level(i)` (content="index"), so a
 test can tell which source frame a record kept; the audio is a sine tone, at
 half amplitude on the left channel and quarter amplitude on the right.
 """
+
 import fractions
 import os
 from typing import Optional
@@ -31,7 +32,9 @@ def frame_level(index: int) -> int:
   return 16 + 8 * (index % LEVEL_PERIOD)
 
 
-def _frame_pixels(index: int, width: int, height: int, content: str) -> np.ndarray:
+def _frame_pixels(
+    index: int, width: int, height: int, content: str
+) -> np.ndarray:
   """RGB pixels of one frame: flat grey (index) or a moving texture."""
   if content == "index":
     return np.full((height, width, 3), frame_level(index), np.uint8)
@@ -39,12 +42,15 @@ def _frame_pixels(index: int, width: int, height: int, content: str) -> np.ndarr
   y, x = np.mgrid[0:height, 0:width]
   rng = np.random.default_rng(0)
   noise = rng.integers(0, 40, (height, width, 1))
-  base = np.stack([(x + 3 * index) % 256, (y + 2 * index) % 256,
-                   (x + y + index) % 256], -1)
+  base = np.stack(
+      [(x + 3 * index) % 256, (y + 2 * index) % 256, (x + y + index) % 256], -1
+  )
   return np.clip(base * 0.8 + noise, 0, 255).astype(np.uint8)
 
 
-def _tone(seconds: float, sample_rate: int, channels: int, tone_hz: float) -> np.ndarray:
+def _tone(
+    seconds: float, sample_rate: int, channels: int, tone_hz: float
+) -> np.ndarray:
   """Float32 [channels, samples] sine tone."""
   t = np.arange(int(round(seconds * sample_rate))) / sample_rate
   wave = np.sin(2 * np.pi * tone_hz * t)
@@ -52,11 +58,19 @@ def _tone(seconds: float, sample_rate: int, channels: int, tone_hz: float) -> np
   return np.stack([a * wave for a in amps]).astype(np.float32)
 
 
-def write_video(path: str, seconds: float = 2.0, *, fps: int = 25,
-                size: tuple[int, int] = (128, 96), audio: bool = True,
-                sample_rate: int = 44100, channels: int = 1,
-                tone_hz: float = 440.0, content: str = "index",
-                codecs: Optional[tuple[str, str]] = None) -> str:
+def write_video(
+    path: str,
+    seconds: float = 2.0,
+    *,
+    fps: int = 25,
+    size: tuple[int, int] = (128, 96),
+    audio: bool = True,
+    sample_rate: int = 44100,
+    channels: int = 1,
+    tone_hz: float = 440.0,
+    content: str = "index",
+    codecs: Optional[tuple[str, str]] = None,
+) -> str:
   """Writes a video (container from the extension) and returns its path."""
   video_codec, audio_codec = codecs or CODECS[os.path.splitext(path)[1]]
   width, height = size
@@ -70,11 +84,15 @@ def write_video(path: str, seconds: float = 2.0, *, fps: int = 25,
     astream = None
     if audio:
       layout = "mono" if channels == 1 else "stereo"
-      astream = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
+      astream = container.add_stream(
+          audio_codec, rate=sample_rate, layout=layout
+      )
     wave = _tone(seconds, sample_rate, channels, tone_hz) if audio else None
     sent = 0  # audio samples encoded so far
     for i in range(int(round(seconds * fps))):
-      frame = av.VideoFrame.from_ndarray(_frame_pixels(i, width, height, content), "rgb24")
+      frame = av.VideoFrame.from_ndarray(
+          _frame_pixels(i, width, height, content), "rgb24"
+      )
       frame.pts = i
       frame.time_base = fractions.Fraction(1, fps)
       container.mux(vstream.encode(frame))
@@ -88,13 +106,15 @@ def write_video(path: str, seconds: float = 2.0, *, fps: int = 25,
   return path
 
 
-def _write_audio(container, stream, wave: np.ndarray, sample_rate: int,
-                 start: int, stop: int) -> int:
+def _write_audio(
+    container, stream, wave: np.ndarray, sample_rate: int, start: int, stop: int
+) -> int:
   """Encodes samples [start, stop) of float32 [channels, samples] audio."""
   layout = "mono" if wave.shape[0] == 1 else "stereo"
   if stop > start:
     frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(wave[:, start:stop]), format="fltp", layout=layout)
+        np.ascontiguousarray(wave[:, start:stop]), format="fltp", layout=layout
+    )
     frame.sample_rate = sample_rate
     frame.pts = start
     frame.time_base = fractions.Fraction(1, sample_rate)

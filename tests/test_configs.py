@@ -1,4 +1,5 @@
 """Every shipped config loads, passes validation and names a valid synthetic world."""
+
 import dataclasses
 import glob
 import os
@@ -15,19 +16,37 @@ CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
 
 
 # Each config, each of its variants, and the combinations the docs use.
-COMBINED = {"multisensory_synthetic.py": ["motion,noflash", "motion,runlocal",
-                                          "motion,noflash,runlocal", "cam,runlocal"],
-            "action_synthetic.py": ["noflash,scratch", "noflash,runlocal", "look,scratch"]}
-CASES = [(p, None) for p in CONFIGS] + [(p, v) for p in CONFIGS for v in tiny.load_file(p).VARIANTS] + [
-    (p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
+COMBINED = {
+    "multisensory_synthetic.py": [
+        "motion,noflash",
+        "motion,runlocal",
+        "motion,noflash,runlocal",
+        "cam,runlocal",
+    ],
+    "action_synthetic.py": [
+        "noflash,scratch",
+        "noflash,runlocal",
+        "look,scratch",
+    ],
+}
+CASES = (
+    [(p, None) for p in CONFIGS]
+    + [(p, v) for p in CONFIGS for v in tiny.load_file(p).VARIANTS]
+    + [(p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
+)
 
 
-@pytest.mark.parametrize("path,arg", CASES,
-                         ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES])
+@pytest.mark.parametrize(
+    "path,arg",
+    CASES,
+    ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES],
+)
 def test_config_loads_and_validates(path, arg):
   config = tiny.load_file(path).get_config(arg)
   if not config.data.get("synthetic") and not config.data.get("path"):
-    config.data.path = "/data/records"  # paper-scale configs take it on the command line
+    config.data.path = (
+        "/data/records"  # paper-scale configs take it on the command line
+    )
   config.batch_size *= 8  # the test's 8 devices (validate wants a multiple)
   config_lib.validate(config)
   s = config.data.get("synthetic")
@@ -53,26 +72,33 @@ def test_an_unknown_variant_is_refused_with_the_known_ones(path):
 def test_action_synthetic_fine_tunes_the_motion_sync_run():
   """The pre-training run it starts from has its net and its world's kind of clips."""
   action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  sync = tiny.load_file(
+      os.path.join(REPO, "configs", "multisensory_synthetic.py")
+  )
   fine, pre = action.get_config(), sync.get_config("motion")
   assert fine.init_from == "/tmp/multisensory_synthetic_motion"
   assert action.get_config("scratch").init_from == ""
   for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
     assert fine.model[key] == pre.model[key], key
   assert fine.data.image_size == pre.data.image_size == 56
-  assert fine.data.synthetic.class_cue == pre.data.synthetic.class_cue == "motion"
+  assert (
+      fine.data.synthetic.class_cue == pre.data.synthetic.class_cue == "motion"
+  )
   # Unlabelled pre-training videos are another world than the labelled ones.
   assert world._key(fine.data) != world._key(pre.data)
   assert fine.data.synthetic.seed != pre.data.synthetic.seed
   look = action.get_config("look")
   assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
   assert world._key(look.data) == world._key(
-      _with_shorter_side(sync.get_config("cam").data, 64))
+      _with_shorter_side(sync.get_config("cam").data, 64)
+  )
 
 
 def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
   action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
+  sync = tiny.load_file(
+      os.path.join(REPO, "configs", "multisensory_synthetic.py")
+  )
   fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
   assert fine.init_from == "/tmp/multisensory_synthetic_motion_noflash"
   assert action.get_config("noflash,scratch").init_from == ""
@@ -84,13 +110,26 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
 
 
 def test_multisensory_voice_chain_and_cache_keys():
-  sync = tiny.load_file(os.path.join(REPO, "configs", "multisensory_synthetic.py"))
-  voice, cam, plain = sync.get_config("voice"), sync.get_config("cam"), sync.get_config()
+  sync = tiny.load_file(
+      os.path.join(REPO, "configs", "multisensory_synthetic.py")
+  )
+  voice, cam, plain = (
+      sync.get_config("voice"),
+      sync.get_config("cam"),
+      sync.get_config(),
+  )
   assert voice.data.synthetic.voice == 0.5 and cam.data.synthetic.voice == 0.0
   # The CAM net, from the plain sync run, on the speaking world.
   assert voice.init_from == cam.init_from == "/tmp/multisensory_synthetic"
-  assert voice.model.stage_kernel == (1, 1, 1) and cam.model.stage_kernel == (3, 1, 1)
-  assert {**voice.model.to_dict(), "stage_kernel": None} == {**cam.model.to_dict(), "stage_kernel": None}
+  assert voice.model.stage_kernel == (1, 1, 1) and cam.model.stage_kernel == (
+      3,
+      1,
+      1,
+  )
+  assert {**voice.model.to_dict(), "stage_kernel": None} == {
+      **cam.model.to_dict(),
+      "stage_kernel": None,
+  }
   assert voice.data.image_size == 112 and voice.evals.localization.flip
   assert voice.total_steps == 1000 and cam.total_steps == 600
   assert sync.get_config("cam,voice").to_dict() == voice.to_dict()

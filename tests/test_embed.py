@@ -1,4 +1,5 @@
 """The embedding CLI: shapes and timestamps, and the stored-checkpoint regression test."""
+
 import os
 
 import numpy as np
@@ -33,20 +34,36 @@ def test_cut_windows_hops_pads_the_end_and_keeps_short_inputs():
   assert windows.shape == (1, 10) and starts.tolist() == [0]
 
 
-def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(tmp_path, loaded):
+def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(
+    tmp_path, loaded
+):
   regression = _regression_module()
   from avself.data import media  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
-  options = synthetic.as_options(size=48, fps=10, duration=3.0, sample_rate=16000)
+
+  options = synthetic.as_options(
+      size=48, fps=10, duration=3.0, sample_rate=16000
+  )
   frames, audio, _, _ = synthetic.render_clip(1, 0, options)
   video = str(tmp_path / "movie.mp4")
   media.write_mp4(video, frames, audio, 10, 16000)
-  wav = files.write_int16(str(tmp_path / "sound.wav"), 16000,
-                          0.3 * np.sin(np.arange(36000) * 0.05).astype(np.float32))
+  wav = files.write_int16(
+      str(tmp_path / "sound.wav"),
+      16000,
+      0.3 * np.sin(np.arange(36000) * 0.05).astype(np.float32),
+  )
   out = tmp_path / "out"
-  written = embed.main([video, wav, f"--workdir={CHECKPOINT}", f"--output={out}",
-                        "--hop=0.25", "--fps=2"])
+  written = embed.main(
+      [
+          video,
+          wav,
+          f"--workdir={CHECKPOINT}",
+          f"--output={out}",
+          "--hop=0.25",
+          "--fps=2",
+      ]
+  )
   assert written == [str(out / "movie.npz"), str(out / "sound.npz")]
   channels = 32  # conv4 of L3-Net at width 1/16
   movie = np.load(out / "movie.npz")
@@ -67,8 +84,12 @@ def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(tmp_path, loaded
   assert pooled["audio_embedding"].shape == (6, channels)
   # Same inputs, same preprocessing: the first window equals the 0.5 s-hop run's.
   coarse = embed.embed_file(loaded, wav, **regression.EMBED_ARGS)
-  np.testing.assert_allclose(coarse["audio_embedding"][0], sound["audio_embedding"][0],
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      coarse["audio_embedding"][0],
+      sound["audio_embedding"][0],
+      rtol=1e-5,
+      atol=1e-6,
+  )
 
 
 def test_embeddings_of_stored_checkpoint_have_not_moved(loaded):
@@ -80,9 +101,18 @@ def test_embeddings_of_stored_checkpoint_have_not_moved(loaded):
   regression = _regression_module()
   assert loaded.step == 2
   for name in ("clip.mp4", "tone.wav"):
-    got = embed.embed_file(loaded, os.path.join(CHECKPOINT, name), **regression.EMBED_ARGS)
-    expected = np.load(os.path.join(CHECKPOINT, f"expected_{os.path.splitext(name)[0]}.npz"))
+    got = embed.embed_file(
+        loaded, os.path.join(CHECKPOINT, name), **regression.EMBED_ARGS
+    )
+    expected = np.load(
+        os.path.join(CHECKPOINT, f"expected_{os.path.splitext(name)[0]}.npz")
+    )
     assert set(got) == set(expected.files), name
     for key in expected.files:
-      np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5,
-                                 err_msg=f"{name}: {key}")
+      np.testing.assert_allclose(
+          got[key],
+          expected[key],
+          rtol=1e-5,
+          atol=1e-5,
+          err_msg=f"{name}: {key}",
+      )

@@ -1,4 +1,5 @@
 """Evaluation from checkpoints: the linear probe, its TFDS path, the evaluate CLI."""
+
 import json
 import os
 import shutil
@@ -21,18 +22,28 @@ def _clips(rng, centres, num_clips, windows, noise=1.0):
   """Windows of clips whose class is one of `centres` rows: {features, label, video_index}."""
   labels = rng.integers(0, len(centres), num_clips)
   label = np.repeat(labels, windows)
-  features = centres[label] + noise * rng.standard_normal((len(label), centres.shape[1]))
-  return {"features": features.astype(np.float32), "label": label,
-          "video_index": np.repeat(np.arange(num_clips), windows)}
+  features = centres[label] + noise * rng.standard_normal(
+      (len(label), centres.shape[1])
+  )
+  return {
+      "features": features.astype(np.float32),
+      "label": label,
+      "video_index": np.repeat(np.arange(num_clips), windows),
+  }
 
 
 # ### The probe on NumPy features ############################################
 
+
 def test_probe_separable_features_near_perfect_and_shuffled_labels_near_chance():
   rng = np.random.default_rng(0)
   centres = 3.0 * rng.standard_normal((5, 40))
-  train_set, test_set = _clips(rng, centres, 100, 3), _clips(rng, centres, 100, 3)
-  result = linear_probe.probe_accuracy(train_set, test_set, Cs=(0.01, 1.0))  # inner CV
+  train_set, test_set = _clips(rng, centres, 100, 3), _clips(
+      rng, centres, 100, 3
+  )
+  result = linear_probe.probe_accuracy(
+      train_set, test_set, Cs=(0.01, 1.0)
+  )  # inner CV
   assert result["accuracy"] >= 0.98 and result["num_test_clips"] == 100
   assert result["C"] in (0.01, 1.0)
   shuffled = dict(train_set, label=rng.permutation(train_set["label"]))
@@ -46,16 +57,23 @@ def test_zscore_is_fitted_on_training_windows_only():
   train_set, test_set = _clips(rng, centres, 30, 2), _clips(rng, centres, 20, 2)
   result = linear_probe.probe_accuracy(train_set, test_set, C=1.0)
   scaler = result["probe"].named_steps["standardscaler"]
-  np.testing.assert_allclose(scaler.mean_, train_set["features"].mean(0), rtol=1e-5)
-  np.testing.assert_allclose(scaler.scale_, train_set["features"].std(0), rtol=1e-5)
+  np.testing.assert_allclose(
+      scaler.mean_, train_set["features"].mean(0), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+      scaler.scale_, train_set["features"].std(0), rtol=1e-5
+  )
   # Wild test clips added to the test set change nothing for the others: no
   # statistic is taken from the test set.
-  wild = {"features": 1e3 * np.ones((4, 20), np.float32), "label": np.zeros(4, np.int64),
-          "video_index": np.array([100, 100, 101, 101])}
+  wild = {
+      "features": 1e3 * np.ones((4, 20), np.float32),
+      "label": np.zeros(4, np.int64),
+      "video_index": np.array([100, 100, 101, 101]),
+  }
   both = {k: np.concatenate([test_set[k], wild[k]]) for k in test_set}
   probe = result["probe"]
   alone = linear_probe.class_scores(probe, test_set["features"])
-  mixed = linear_probe.class_scores(probe, both["features"])[:len(alone)]
+  mixed = linear_probe.class_scores(probe, both["features"])[: len(alone)]
   np.testing.assert_allclose(alone, mixed)
 
 
@@ -63,9 +81,13 @@ def test_clip_score_is_the_mean_of_its_windows_not_a_vote():
   # Video 7: one window strongly class 0, two weakly class 1 -> mean says 0.
   scores = np.array([[10.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
   video_index = np.array([7, 7, 7, 3])
-  predicted, videos = linear_probe.clip_predictions(scores, video_index, np.array([4, 9]))
+  predicted, videos = linear_probe.clip_predictions(
+      scores, video_index, np.array([4, 9])
+  )
   np.testing.assert_array_equal(videos, [3, 7])
-  np.testing.assert_array_equal(predicted, [9, 4])  # class ids, not column indices
+  np.testing.assert_array_equal(
+      predicted, [9, 4]
+  )  # class ids, not column indices
 
 
 def test_cross_validation_tests_every_clip_once_by_fold():
@@ -92,19 +114,30 @@ def test_labelled_subset_keeps_whole_clips_per_class_reproducibly():
   other = linear_probe.labelled_subset(data, 2, seed=6)
   assert set(other["video_index"]) != set(subset["video_index"])
   # A class with fewer clips than asked keeps all of them.
-  assert len(linear_probe.labelled_subset(data, 1000)["label"]) == len(data["label"])
-  result = linear_probe.probe_accuracy(data, _clips(rng, centres, 40, 3), C=1.0,
-                                       clips_per_class=2)
+  assert len(linear_probe.labelled_subset(data, 1000)["label"]) == len(
+      data["label"]
+  )
+  result = linear_probe.probe_accuracy(
+      data, _clips(rng, centres, 40, 3), C=1.0, clips_per_class=2
+  )
   assert result["num_train_clips"] == 8 and result["accuracy"] >= 0.9
 
 
 def test_episodes_average_probes_over_draws_of_the_labelled_clips():
   rng = np.random.default_rng(4)
   centres = 1.0 * rng.standard_normal((4, 16))  # close classes: draws matter
-  train, test = _clips(rng, centres, 80, 3, noise=1.5), _clips(rng, centres, 40, 3, noise=1.5)
-  result = linear_probe.episodes_accuracy(train, test, episodes=4, clips_per_class=1, C=1.0)
-  singles = [linear_probe.probe_accuracy(train, test, C=1.0, seed=s, clips_per_class=1)["accuracy"]
-             for s in range(4)]
+  train, test = _clips(rng, centres, 80, 3, noise=1.5), _clips(
+      rng, centres, 40, 3, noise=1.5
+  )
+  result = linear_probe.episodes_accuracy(
+      train, test, episodes=4, clips_per_class=1, C=1.0
+  )
+  singles = [
+      linear_probe.probe_accuracy(
+          train, test, C=1.0, seed=s, clips_per_class=1
+      )["accuracy"]
+      for s in range(4)
+  ]
   assert result["episode_accuracies"] == singles
   assert result["accuracy"] == pytest.approx(np.mean(singles))
   assert result["accuracy_std"] == pytest.approx(np.std(singles))
@@ -116,20 +149,41 @@ def test_episodes_average_probes_over_draws_of_the_labelled_clips():
 
 # ### The TFDS path on a fake ESC-50 #########################################
 
+
 def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
   from avself.datasets import fixtures  # pylint: disable=g-import-not-at-top
-  manual_dir = fixtures.make_esc50(str(tmp_path / "download"), clips_per_class=5,
-                                   num_classes=4, seconds=1.5)
+
+  manual_dir = fixtures.make_esc50(
+      str(tmp_path / "download"), clips_per_class=5, num_classes=4, seconds=1.5
+  )
   mesh = sharding.make_mesh()
   config, task, model, state = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
-  eval_config = ml_collections.ConfigDict(dict(
-      type="linear_probe", modality="audio", source="tfds", dataset="esc50",
-      data_dir=str(tmp_path / "tfds"), manual_dir=manual_dir, hop_seconds=0.5, C=1.0))
-  evaluator = linear_probe.Evaluator(config, eval_config, task=task, model=model,
-                                     mesh=mesh)
+  eval_config = ml_collections.ConfigDict(
+      dict(
+          type="linear_probe",
+          modality="audio",
+          source="tfds",
+          dataset="esc50",
+          data_dir=str(tmp_path / "tfds"),
+          manual_dir=manual_dir,
+          hop_seconds=0.5,
+          C=1.0,
+      )
+  )
+  evaluator = linear_probe.Evaluator(
+      config, eval_config, task=task, model=model, mesh=mesh
+  )
   # 1.5 s at hop 0.5 s: 2 complete 1 s windows per clip, cut from 16 kHz audio.
-  windows = list(linear_probe.tfds_windows(
-      "esc50", eval_config.data_dir, manual_dir, "train", config.data, hop_seconds=0.5))
+  windows = list(
+      linear_probe.tfds_windows(
+          "esc50",
+          eval_config.data_dir,
+          manual_dir,
+          "train",
+          config.data,
+          hop_seconds=0.5,
+      )
+  )
   assert len(windows) == 2 * 20
   assert windows[0]["audio"].shape == (*config.model.spectrogram_shape, 1)
   assert {w["fold"] for w in windows} == {1, 2, 3, 4, 5}
@@ -138,27 +192,45 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
   # Four pure tones: both nets separate them far above chance (0.25).
   assert results["accuracy"] >= 0.75, results
   assert results["random_init_accuracy"] >= 0.5, results
-  assert results["feature_dim"] == 4 * 3 * 32  # conv4 at width 1/16: 32 channels
+  assert (
+      results["feature_dim"] == 4 * 3 * 32
+  )  # conv4 at width 1/16: 32 channels
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(episodes=3), "needs train_clips_per_class"),
-    (dict(episodes=-1, train_clips_per_class=2), ">= 1"),
-    (dict(episodes=3, train_clips_per_class=2, source="tfds", dataset="esc50"),
-     "train/test split"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(episodes=3), "needs train_clips_per_class"),
+        (dict(episodes=-1, train_clips_per_class=2), ">= 1"),
+        (
+            dict(
+                episodes=3,
+                train_clips_per_class=2,
+                source="tfds",
+                dataset="esc50",
+            ),
+            "train/test split",
+        ),
+    ],
+)
 def test_probe_refuses_bad_episodes_before_extracting_features(bad, message):
   mesh = sharding.make_mesh()
   config, task, model, _ = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
-  eval_config = ml_collections.ConfigDict(dict(dict(type="linear_probe", modality="audio"), **bad))
+  eval_config = ml_collections.ConfigDict(
+      dict(dict(type="linear_probe", modality="audio"), **bad)
+  )
   with pytest.raises(ValueError, match=message):
-    linear_probe.Evaluator(config, eval_config, task=task, model=model, mesh=mesh)
+    linear_probe.Evaluator(
+        config, eval_config, task=task, model=model, mesh=mesh
+    )
 
 
 # ### Evaluate CLI on a checkpoint ###########################################
 
-def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records, monkeypatch,
-                                                          capsys):
+
+def test_evaluate_restores_checkpoint_and_writes_results(
+    tmp_path, tiny_records, monkeypatch, capsys
+):
   # The stored regression checkpoint (tiny config, width 1/16, 2 steps), scored
   # on the tiny world's records; copied so that eval/ is written under tmp.
   workdir = str(tmp_path / "run")
@@ -166,17 +238,31 @@ def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records,
   on_tiny = ml_collections.ConfigDict({"data": {"path": tiny_records}})
   # No evals in the eval config: the training config's own (avc, 64 pairs).
   default = evaluate.evaluate(workdir, on_tiny)
-  assert set(default) == {"step", "avc/avc_accuracy", "avc/loss", "avc/positive_fraction",
-                          "avc/num_examples"}
+  assert set(default) == {
+      "step",
+      "avc/avc_accuracy",
+      "avc/loss",
+      "avc/positive_fraction",
+      "avc/num_examples",
+  }
   assert default["step"] == 2 and default["avc/num_examples"] == 64
 
   # The command line, with an eval config file and flag overrides.
   from absl import flags  # pylint: disable=g-import-not-at-top
-  argv = ["evaluate", f"--workdir={workdir}", "--step=2",
-          f"--config={os.path.join(REPO, 'configs', 'eval', 'probe_synthetic.py')}",
-          f"--config.data.path={tiny_records}", "--config.evals.avc.num_examples=64",
-          "--config.evals.audio_probe.C=1.0", "--config.evals.vision_probe.C=1.0"]
-  monkeypatch.setattr(sys, "argv", argv)  # config_flags finds --config.* overrides there
+
+  argv = [
+      "evaluate",
+      f"--workdir={workdir}",
+      "--step=2",
+      f"--config={os.path.join(REPO, 'configs', 'eval', 'probe_synthetic.py')}",
+      f"--config.data.path={tiny_records}",
+      "--config.evals.avc.num_examples=64",
+      "--config.evals.audio_probe.C=1.0",
+      "--config.evals.vision_probe.C=1.0",
+  ]
+  monkeypatch.setattr(
+      sys, "argv", argv
+  )  # config_flags finds --config.* overrides there
   flags.FLAGS.unparse_flags()
   flags.FLAGS(argv)
   try:
@@ -188,11 +274,21 @@ def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records,
   # The console table lists every stored number.
   table = capsys.readouterr().out
   for key, value in stored.items():
-    assert any(line.split() == [key, f"{value:.4f}" if isinstance(value, float) else str(value)]
-               for line in table.splitlines()), key
+    assert any(
+        line.split()
+        == [key, f"{value:.4f}" if isinstance(value, float) else str(value)]
+        for line in table.splitlines()
+    ), key
   expected = {"step", "avc/avc_accuracy", "avc/positive_fraction"} | {
-      f"{m}_probe/{k}" for m in ("audio", "vision")
-      for k in ("accuracy", "random_init_accuracy", "num_test_clips", "feature_dim")}
+      f"{m}_probe/{k}"
+      for m in ("audio", "vision")
+      for k in (
+          "accuracy",
+          "random_init_accuracy",
+          "num_test_clips",
+          "feature_dim",
+      )
+  }
   assert expected <= set(stored), sorted(stored)
   # Same checkpoint, same pairs (fixed seed): AVC accuracy reproduces exactly.
   assert stored["avc/avc_accuracy"] == default["avc/avc_accuracy"]
@@ -204,9 +300,18 @@ def test_evaluate_restores_checkpoint_and_writes_results(tmp_path, tiny_records,
   # The few-label audio probe: 10 draws of at most 5 clips per class (the tiny
   # world has 3-4 training clips per class, so here every draw takes them all).
   assert stored["audio_probe/num_episodes"] == 10
-  assert stored["audio_probe/num_train_clips"] <= stored["audio_probe_all/num_train_clips"]
-  assert {"audio_probe/accuracy_std", "audio_probe/random_init_accuracy_std"} <= set(stored)
+  assert (
+      stored["audio_probe/num_train_clips"]
+      <= stored["audio_probe_all/num_train_clips"]
+  )
+  assert {
+      "audio_probe/accuracy_std",
+      "audio_probe/random_init_accuracy_std",
+  } <= set(stored)
   for key in expected - {"step"}:
     assert np.isfinite(stored[key]), key
   assert 0.0 <= stored["vision_probe/random_init_accuracy"] <= 1.0
-  assert any(n.startswith("events.out") for n in os.listdir(os.path.join(workdir, "eval")))
+  assert any(
+      n.startswith("events.out")
+      for n in os.listdir(os.path.join(workdir, "eval"))
+  )

@@ -1,4 +1,5 @@
 """Preemption, exact resume, killed saves, NaNs, corrupt shards and bad configs."""
+
 import glob
 import os
 import shutil
@@ -25,16 +26,28 @@ def _env():
 
 
 def _cmd(workdir, records_dir, steps, every=5, extra=()):
-  return [sys.executable, "-m", "avself.main", f"--config={tiny.TINY_CONFIG_FILE}",
-          f"--workdir={workdir}", f"--config.data.path={records_dir}",
-          f"--config.total_steps={steps}", f"--config.checkpoint.every_steps={every}",
-          "--config.log_every_steps=1", "--config.eval_every_steps=1000",
-          "--config.evals.avc.num_examples=16", "--num_cpu_devices=2",
-          "--distributed=off", *extra]
+  return [
+      sys.executable,
+      "-m",
+      "avself.main",
+      f"--config={tiny.TINY_CONFIG_FILE}",
+      f"--workdir={workdir}",
+      f"--config.data.path={records_dir}",
+      f"--config.total_steps={steps}",
+      f"--config.checkpoint.every_steps={every}",
+      "--config.log_every_steps=1",
+      "--config.eval_every_steps=1000",
+      "--config.evals.avc.num_examples=16",
+      "--num_cpu_devices=2",
+      "--distributed=off",
+      *extra,
+  ]
 
 
 def _run(cmd, timeout=600):
-  proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+  proc = subprocess.run(
+      cmd, env=_env(), capture_output=True, text=True, timeout=timeout
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   return proc
 
@@ -54,19 +67,32 @@ def _assert_bitwise_equal(a, b):
 
 
 @pytest.mark.multiprocess
-def test_interrupted_runs_end_bitwise_equal_to_a_straight_run(tmp_path, tiny_records):
-  straight, resumed, preempted = tmp_path / "straight", tmp_path / "resumed", tmp_path / "sig"
+def test_interrupted_runs_end_bitwise_equal_to_a_straight_run(
+    tmp_path, tiny_records
+):
+  straight, resumed, preempted = (
+      tmp_path / "straight",
+      tmp_path / "resumed",
+      tmp_path / "sig",
+  )
   _run(_cmd(straight, tiny_records, 20))
   # 10 steps, the process ends, then 10 more in a new process.
   _run(_cmd(resumed, tiny_records, 10))
   assert _latest(resumed) == 10
   _run(_cmd(resumed, tiny_records, 20))
   # SIGTERM mid-run: save at the current step, exit 0, resume to the end.
-  proc = subprocess.Popen(_cmd(preempted, tiny_records, 20, every=100), env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.Popen(
+      _cmd(preempted, tiny_records, 20, every=100),
+      env=_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   deadline = time.time() + 300
   events = lambda: glob.glob(os.path.join(preempted, "events.out*"))
-  while time.time() < deadline and not (events() and os.path.getsize(events()[0]) > 2000):
+  while time.time() < deadline and not (
+      events() and os.path.getsize(events()[0]) > 2000
+  ):
     time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=300)
@@ -80,12 +106,18 @@ def test_interrupted_runs_end_bitwise_equal_to_a_straight_run(tmp_path, tiny_rec
 
 
 @pytest.mark.multiprocess
-def test_kill_9_during_saves_leaves_a_restorable_checkpoint(tmp_path, tiny_records):
+def test_kill_9_during_saves_leaves_a_restorable_checkpoint(
+    tmp_path, tiny_records
+):
   workdir = tmp_path / "killed"
   # Save every step so the kill lands during (async) saves.
   for delay in (25, 35):
-    proc = subprocess.Popen(_cmd(workdir, tiny_records, 400, every=1), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(workdir, tiny_records, 400, every=1),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
@@ -95,8 +127,12 @@ def test_kill_9_during_saves_leaves_a_restorable_checkpoint(tmp_path, tiny_recor
       assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
   # A save killed half-way leaves a temporary folder; it is never "latest".
   ckpt_dir = workdir / ckpt_lib.CHECKPOINT_DIR
-  os.makedirs(ckpt_dir / "999.orbax-checkpoint-tmp-1234" / "state", exist_ok=True)
-  (ckpt_dir / "999.orbax-checkpoint-tmp-1234" / "state" / "junk").write_bytes(b"\x00" * 10)
+  os.makedirs(
+      ckpt_dir / "999.orbax-checkpoint-tmp-1234" / "state", exist_ok=True
+  )
+  (ckpt_dir / "999.orbax-checkpoint-tmp-1234" / "state" / "junk").write_bytes(
+      b"\x00" * 10
+  )
   assert _latest(workdir) != 999
   before = _latest(workdir) or 0
   _run(_cmd(workdir, tiny_records, before + 2, every=1))
@@ -108,10 +144,17 @@ def _poisoned_records(src, dst, num_bad=6):
   shutil.copytree(src, dst)
   bad = []
   for i in range(num_bad):
-    bad.append(records.make_sequence_example(
-        filename=f"nan_{i}.mp4", jpeg_frames=[_tiny_jpeg()] * 30,
-        waveform=np.full((48000,), np.nan, np.float32), sample_rate=16000, fps=10,
-        label_index=[0], audio_format="floats"))
+    bad.append(
+        records.make_sequence_example(
+            filename=f"nan_{i}.mp4",
+            jpeg_frames=[_tiny_jpeg()] * 30,
+            waveform=np.full((48000,), np.nan, np.float32),
+            sample_rate=16000,
+            fps=10,
+            label_index=[0],
+            audio_format="floats",
+        )
+    )
   shards = records.list_shards(dst, "train")
   n = len(shards) + 1
   for i, path in enumerate(shards):
@@ -122,10 +165,13 @@ def _poisoned_records(src, dst, num_bad=6):
 
 def _tiny_jpeg():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   return tf.io.encode_jpeg(np.full((40, 40, 3), 128, np.uint8)).numpy()
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path, tiny_records):
+def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
+    tmp_path, tiny_records
+):
   data = _poisoned_records(tiny_records, str(tmp_path / "poisoned"))
   config = tiny.tiny_config(data)
   config.total_steps = 40
@@ -150,16 +196,37 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path,
 
 def test_unknown_config_key_fails_before_compiling(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "avself.main", f"--config={tiny.TINY_CONFIG_FILE}",
-       f"--workdir={tmp_path}", "--config.optimizer.learning_rat=0.1"],
-      env=_env(), capture_output=True, text=True, timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "avself.main",
+          f"--config={tiny.TINY_CONFIG_FILE}",
+          f"--workdir={tmp_path}",
+          "--config.optimizer.learning_rat=0.1",
+      ],
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode != 0
   assert "learning_rat" in proc.stderr
   proc = subprocess.run(
-      [sys.executable, "-m", "avself.main", f"--config={tiny.TINY_CONFIG_FILE}",
-       f"--workdir={tmp_path}", "--config.batch_size=7", "--num_cpu_devices=2",
-       "--distributed=off"],
-      env=_env(), capture_output=True, text=True, timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "avself.main",
+          f"--config={tiny.TINY_CONFIG_FILE}",
+          f"--workdir={tmp_path}",
+          "--config.batch_size=7",
+          "--num_cpu_devices=2",
+          "--distributed=off",
+      ],
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode != 0
   assert "config.batch_size=7" in proc.stderr
   assert not os.path.exists(tmp_path / ckpt_lib.CHECKPOINT_DIR)

@@ -5,6 +5,7 @@ coordinator flags. Both runs assemble every global batch from the same 2
 input streams, so 2x2 and 1x4 see identical data and must end with the same
 parameters; the 2-process checkpoint must restore in 1 process.
 """
+
 import os
 import signal
 import socket
@@ -37,19 +38,29 @@ def _env():
 
 
 def _flags(workdir, records, extra=()):
-  return [sys.executable, "-m", "avself.main", f"--config={tiny.TINY_CONFIG_FILE}",
-          f"--workdir={workdir}", f"--config.data.path={records}",
-          f"--config.total_steps={STEPS}",
-          "--config.checkpoint.every_steps=3", "--config.eval_every_steps=6",
-          "--config.log_every_steps=3", "--config.data.input_streams=2",
-          "--config.evals.avc.num_examples=32",
-          # SGD: Adam's early steps are ~lr * sign(g), which turns float
-          # summation-order noise in near-zero gradients into visible flips.
-          # lr 1e-3: at 1e-2 the tiny run's loss rose (grad norm 11-16) and
-          # the 2x2 and 1x4 runs, equal in loss to 6 digits at step 3, ended
-          # 2e-2 apart; at 1e-3 they end 3e-8 apart while 3 steps move the
-          # parameters by 1e-2.
-          "--config.optimizer.name=sgd", "--config.optimizer.learning_rate=0.001", *extra]
+  return [
+      sys.executable,
+      "-m",
+      "avself.main",
+      f"--config={tiny.TINY_CONFIG_FILE}",
+      f"--workdir={workdir}",
+      f"--config.data.path={records}",
+      f"--config.total_steps={STEPS}",
+      "--config.checkpoint.every_steps=3",
+      "--config.eval_every_steps=6",
+      "--config.log_every_steps=3",
+      "--config.data.input_streams=2",
+      "--config.evals.avc.num_examples=32",
+      # SGD: Adam's early steps are ~lr * sign(g), which turns float
+      # summation-order noise in near-zero gradients into visible flips.
+      # lr 1e-3: at 1e-2 the tiny run's loss rose (grad norm 11-16) and
+      # the 2x2 and 1x4 runs, equal in loss to 6 digits at step 3, ended
+      # 2e-2 apart; at 1e-3 they end 3e-8 apart while 3 steps move the
+      # parameters by 1e-2.
+      "--config.optimizer.name=sgd",
+      "--config.optimizer.learning_rate=0.001",
+      *extra,
+  ]
 
 
 def launch(workdir, records, num_processes, devices, extra=(), timeout=600):
@@ -59,12 +70,22 @@ def launch(workdir, records, num_processes, devices, extra=(), timeout=600):
   for i in range(num_processes):
     cmd = _flags(workdir, records, extra) + [f"--num_cpu_devices={devices}"]
     if num_processes > 1:
-      cmd += [f"--coordinator_address=127.0.0.1:{port}",
-              f"--num_processes={num_processes}", f"--process_id={i}"]
+      cmd += [
+          f"--coordinator_address=127.0.0.1:{port}",
+          f"--num_processes={num_processes}",
+          f"--process_id={i}",
+      ]
     else:
       cmd += ["--distributed=off"]
-    procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    procs.append(
+        subprocess.Popen(
+            cmd,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
   outputs = []
   for p in procs:
     out, _ = p.communicate(timeout=timeout)
@@ -78,11 +99,13 @@ def _params(workdir):
 
 
 @pytest.mark.multiprocess
-def test_two_processes_match_one_and_checkpoint_restores_in_one(tmp_path, tiny_records):
+def test_two_processes_match_one_and_checkpoint_restores_in_one(
+    tmp_path, tiny_records
+):
   multi, single = tmp_path / "2x2", tmp_path / "1x4"
   for code, out in launch(multi, tiny_records, 2, 2):
     assert code == 0, out[-4000:]
-  (code, out), = launch(single, tiny_records, 1, 4)
+  ((code, out),) = launch(single, tiny_records, 1, 4)
   assert code == 0, out[-4000:]
   # The checkpoint written by 2 processes restores here, in 1 process.
   p2, step2 = _params(str(multi))
@@ -102,15 +125,29 @@ def test_lost_host_makes_the_other_exit_with_an_error(tmp_path, tiny_records):
   port = _free_port()
   procs = []
   for i in range(2):
-    cmd = _flags(tmp_path / "lost", tiny_records, ["--config.total_steps=100000"]) + [
-        "--num_cpu_devices=2", f"--coordinator_address=127.0.0.1:{port}",
-        "--num_processes=2", f"--process_id={i}", "--heartbeat_timeout=10"]
-    procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    cmd = _flags(
+        tmp_path / "lost", tiny_records, ["--config.total_steps=100000"]
+    ) + [
+        "--num_cpu_devices=2",
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+        "--heartbeat_timeout=10",
+    ]
+    procs.append(
+        subprocess.Popen(
+            cmd,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
   manager_dir = tmp_path / "lost" / ckpt_lib.CHECKPOINT_DIR
   deadline = time.time() + 300
-  while time.time() < deadline and not (manager_dir.exists() and any(
-      n.isdigit() for n in os.listdir(manager_dir))):
+  while time.time() < deadline and not (
+      manager_dir.exists() and any(n.isdigit() for n in os.listdir(manager_dir))
+  ):
     time.sleep(1)
   assert time.time() < deadline, "training never reached its first checkpoint"
   procs[1].send_signal(signal.SIGKILL)

@@ -4,6 +4,7 @@ Frames are solid colours: red = 30 * video + 20, green = 8 * frame index.
 Audio is a ramp: 0.05 + 0.1 * video + 0.02 * seconds, so any sample tells its
 video and its time.
 """
+
 import platform
 
 import numpy as np
@@ -13,18 +14,40 @@ import tensorflow as tf
 from avself.data import audio, ops, pipeline, records
 
 FPS, SAMPLE_RATE = 10, 8000
-DURATIONS = (3.0, 2.0, 2.5, 3.5, 0.5, 3.0, 2.0, 3.0)  # video 4 is shorter than 1 s
+DURATIONS = (
+    3.0,
+    2.0,
+    2.5,
+    3.5,
+    0.5,
+    3.0,
+    2.0,
+    3.0,
+)  # video 4 is shorter than 1 s
 VALID = [v for v, d in enumerate(DURATIONS) if d >= 1.0]
-STFT_FRAME = 800  # 0.1 s frames: the DC bin of frame 0 is 400 x the ramp 0.05 s in
+STFT_FRAME = (
+    800  # 0.1 s frames: the DC bin of frame 0 is 400 x the ramp 0.05 s in
+)
 
 
 def _video(vid, seconds, audio_format="pcm_s16le"):
-  frames = [tf.io.encode_jpeg(np.full((40, 48, 3), [30 * vid + 20, 8 * i, 128], np.uint8),
-                              quality=100).numpy() for i in range(int(seconds * FPS))]
+  frames = [
+      tf.io.encode_jpeg(
+          np.full((40, 48, 3), [30 * vid + 20, 8 * i, 128], np.uint8),
+          quality=100,
+      ).numpy()
+      for i in range(int(seconds * FPS))
+  ]
   t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
   return records.make_sequence_example(
-      filename=f"v{vid}.mp4", jpeg_frames=frames, waveform=0.05 + 0.1 * vid + 0.02 * t,
-      sample_rate=SAMPLE_RATE, fps=FPS, label_index=[vid], audio_format=audio_format)
+      filename=f"v{vid}.mp4",
+      jpeg_frames=frames,
+      waveform=0.05 + 0.1 * vid + 0.02 * t,
+      sample_rate=SAMPLE_RATE,
+      fps=FPS,
+      label_index=[vid],
+      audio_format=audio_format,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +55,29 @@ def records_dir(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp("records"))
   videos = [_video(v, d) for v, d in enumerate(DURATIONS)]
   for i in range(4):
-    records.write_records(records.shard_path(directory, "train", i, 4), videos[i::4])
+    records.write_records(
+        records.shard_path(directory, "train", i, 4), videos[i::4]
+    )
   return directory
 
 
 def _config(path, **overrides):
   cfg = pipeline.default_data_config()
-  cfg.update(path=path, sample_rate=SAMPLE_RATE, default_sample_rate=SAMPLE_RATE,
-             default_fps=FPS, resize_shorter=40, image_size=32, samples_per_video=2,
-             shuffle_buffer=64, cycle_length=4, cache=True)
-  cfg.spectrogram.update(frame_length=STFT_FRAME, frame_step=STFT_FRAME, fft_length=STFT_FRAME)
+  cfg.update(
+      path=path,
+      sample_rate=SAMPLE_RATE,
+      default_sample_rate=SAMPLE_RATE,
+      default_fps=FPS,
+      resize_shorter=40,
+      image_size=32,
+      samples_per_video=2,
+      shuffle_buffer=64,
+      cycle_length=4,
+      cache=True,
+  )
+  cfg.spectrogram.update(
+      frame_length=STFT_FRAME, frame_step=STFT_FRAME, fft_length=STFT_FRAME
+  )
   cfg.augment.update(flip=False, brightness=0.0, saturation=0.0, audio_gain=0.0)
   cfg.sync.update(num_frames=4, clip_seconds=1.0, min_shift=0.5, max_shift=1.0)
   cfg.mixture.update(num_frames=4, clip_seconds=1.0)
@@ -50,8 +86,15 @@ def _config(path, **overrides):
 
 
 def _batches(cfg, mode, count=None, batch_size=8, train=True, seed=0, **kwargs):
-  ds = pipeline.make_dataset(cfg, mode=mode, split="train", batch_size=batch_size,
-                             train=train, seed=seed, **kwargs)
+  ds = pipeline.make_dataset(
+      cfg,
+      mode=mode,
+      split="train",
+      batch_size=batch_size,
+      train=train,
+      seed=seed,
+      **kwargs,
+  )
   ds = ds if count is None else ds.take(count)
   return list(ds.as_numpy_iterator())
 
@@ -65,7 +108,9 @@ def _stack(batches):
 def _frame_colour(image):
   """(video, frame index) from a [..., S, S, 3] image in [-1, 1]."""
   rgb = (image.mean(axis=(-3, -2)) + 1) * 127.5
-  return np.round((rgb[..., 0] - 20) / 30).astype(int), np.round(rgb[..., 1] / 8).astype(int)
+  return np.round((rgb[..., 0] - 20) / 30).astype(int), np.round(
+      rgb[..., 1] / 8
+  ).astype(int)
 
 
 def _ramp(value):
@@ -76,7 +121,9 @@ def _ramp(value):
 
 def _spectrogram_start(spec):
   """(video, window start in seconds) from a [..., F, T, 1] log spectrogram's DC bin."""
-  mean = (np.exp(spec[..., 0, 0, 0]) - 1e-6) / (STFT_FRAME / 2)  # Hann sum = N / 2
+  mean = (np.exp(spec[..., 0, 0, 0]) - 1e-6) / (
+      STFT_FRAME / 2
+  )  # Hann sum = N / 2
   vid, seconds = _ramp(mean)
   return vid, seconds - STFT_FRAME / 2 / SAMPLE_RATE
 
@@ -85,14 +132,21 @@ def test_avc_shapes_ranges_and_honest_labels(records_dir):
   cfg = _config(records_dir)
   out = _stack(_batches(cfg, "avc", count=50))  # 400 examples
   assert set(out) == {"image", "audio", "label", "class_label"}
-  assert out["image"].shape == (400, 32, 32, 3) and out["image"].dtype == np.float32
+  assert (
+      out["image"].shape == (400, 32, 32, 3)
+      and out["image"].dtype == np.float32
+  )
   assert out["image"].min() >= -1 and out["image"].max() <= 1
-  assert out["audio"].shape == (400,) + audio.spectrogram_shape(cfg.spectrogram, 8000) + (1,)
+  assert out["audio"].shape == (400,) + audio.spectrogram_shape(
+      cfg.spectrogram, 8000
+  ) + (1,)
   assert out["label"].dtype == np.int32 and out["class_label"].dtype == np.int32
   frame_vid, frame = _frame_colour(out["image"])
   audio_vid, start = _spectrogram_start(out["audio"])
   assert set(frame_vid) <= set(VALID) and set(audio_vid) <= set(VALID)
-  np.testing.assert_array_equal(out["label"], frame_vid == audio_vid)  # negatives: two videos
+  np.testing.assert_array_equal(
+      out["label"], frame_vid == audio_vid
+  )  # negatives: two videos
   np.testing.assert_array_equal(out["class_label"], frame_vid)
   assert 0.4 < out["label"].mean() < 0.65
   # Positives mostly keep their own audio, whose window holds the frame (the
@@ -103,28 +157,48 @@ def test_avc_shapes_ranges_and_honest_labels(records_dir):
 
 def test_pairs_audio_window_contains_the_frame(records_dir):
   out = _stack(_batches(_config(records_dir), "pairs", count=10))
-  assert set(out) == {"image", "audio", "label", "class_label", "audio_class_label"}
+  assert set(out) == {
+      "image",
+      "audio",
+      "label",
+      "class_label",
+      "audio_class_label",
+  }
   frame_vid, frame = _frame_colour(out["image"])
   audio_vid, start = _spectrogram_start(out["audio"])
   np.testing.assert_array_equal(frame_vid, audio_vid)
   np.testing.assert_array_equal(out["audio_class_label"], out["class_label"])
   assert (out["label"] == 1).all()
-  assert ((frame / FPS >= start - 1e-3) & (frame / FPS < start + 1 + 1e-3)).all()
-  assert (start >= -1e-3).all() and (start + 1 <= np.array(DURATIONS)[audio_vid] + 1e-3).all()
+  assert (
+      (frame / FPS >= start - 1e-3) & (frame / FPS < start + 1 + 1e-3)
+  ).all()
+  assert (start >= -1e-3).all() and (
+      start + 1 <= np.array(DURATIONS)[audio_vid] + 1e-3
+  ).all()
 
 
 def _check_clip_frames(video, start):
   """Clip frames k sit at start + k * clip / N seconds (clip 1 s, N = 4)."""
   vid, frame = _frame_colour(video)  # [B, N]
   times = start[:, None] + np.arange(4) * 0.25
-  assert ((frame / FPS <= times + 2e-3) & ((frame + 1) / FPS > times - 2e-3)).all()
+  assert (
+      (frame / FPS <= times + 2e-3) & ((frame + 1) / FPS > times - 2e-3)
+  ).all()
   return vid[:, 0]
 
 
 def test_sync_paired_shift_in_range_and_really_offset(records_dir):
   out = _stack(_batches(_config(records_dir), "sync", count=16))
-  assert set(out) == {"video", "waveform", "shifted_waveform", "shift_seconds", "class_label"}
-  assert out["video"].shape == (128, 4, 32, 32, 3) and out["waveform"].shape == (128, 8000, 1)
+  assert set(out) == {
+      "video",
+      "waveform",
+      "shifted_waveform",
+      "shift_seconds",
+      "class_label",
+  }
+  assert out["video"].shape == (128, 4, 32, 32, 3) and out[
+      "waveform"
+  ].shape == (128, 8000, 1)
   vid, start = _ramp(out["waveform"][:, 0, 0])
   np.testing.assert_array_equal(_check_clip_frames(out["video"], start), vid)
   np.testing.assert_array_equal(out["class_label"], vid)
@@ -138,8 +212,9 @@ def test_sync_paired_shift_in_range_and_really_offset(records_dir):
   times = start[:, None] + shift[:, None] + np.arange(8000) / SAMPLE_RATE
   near_wrap = np.abs(times - duration) < 3e-3
   want = 0.05 + 0.1 * vid[:, None] + 0.02 * np.mod(times, duration)
-  np.testing.assert_allclose(out["shifted_waveform"][..., 0][~near_wrap], want[~near_wrap],
-                             atol=2e-4)
+  np.testing.assert_allclose(
+      out["shifted_waveform"][..., 0][~near_wrap], want[~near_wrap], atol=2e-4
+  )
   wrapped = start + shift + 1 > duration[:, 0] + 1e-3
   assert wrapped.any(), "the 2 s videos should need the circular edge rule"
   assert not (start + shift < -1e-3).any()
@@ -149,7 +224,13 @@ def test_sync_unpaired_labels_aligned_or_shifted(records_dir):
   cfg = _config(records_dir)
   cfg.sync.paired = False
   out = _stack(_batches(cfg, "sync", count=16))
-  assert set(out) == {"video", "waveform", "label", "shift_seconds", "class_label"}
+  assert set(out) == {
+      "video",
+      "waveform",
+      "label",
+      "shift_seconds",
+      "class_label",
+  }
   assert 0.3 < out["label"].mean() < 0.7
   assert (out["shift_seconds"][out["label"] == 1] == 0).all()
   assert (np.abs(out["shift_seconds"][out["label"] == 0]) >= 0.5 - 1e-4).all()
@@ -157,15 +238,24 @@ def test_sync_unpaired_labels_aligned_or_shifted(records_dir):
   _, heard = _ramp(out["waveform"][:, 0, 0])
   duration = np.array(DURATIONS)[out["class_label"]]
   seen = np.mod(heard - out["shift_seconds"], duration)  # undo the shift
-  assert ((frame / FPS <= seen + 2e-3) & ((frame + 1) / FPS > seen - 2e-3)).all()
+  assert (
+      (frame / FPS <= seen + 2e-3) & ((frame + 1) / FPS > seen - 2e-3)
+  ).all()
 
 
 def test_mixture_is_on_plus_off_from_another_video(records_dir):
   out = _stack(_batches(_config(records_dir), "mixture", count=8))
-  assert set(out) == {"video", "mixture_waveform", "on_screen_waveform",
-                      "off_screen_waveform", "class_label"}
-  np.testing.assert_array_equal(out["mixture_waveform"],
-                                out["on_screen_waveform"] + out["off_screen_waveform"])
+  assert set(out) == {
+      "video",
+      "mixture_waveform",
+      "on_screen_waveform",
+      "off_screen_waveform",
+      "class_label",
+  }
+  np.testing.assert_array_equal(
+      out["mixture_waveform"],
+      out["on_screen_waveform"] + out["off_screen_waveform"],
+  )
   on_vid, start = _ramp(out["on_screen_waveform"][:, 0, 0])
   off_vid, _ = _ramp(out["off_screen_waveform"][:, 0, 0])
   np.testing.assert_array_equal(_check_clip_frames(out["video"], start), on_vid)
@@ -180,15 +270,21 @@ def _clips(cfg, train=False, **kwargs):
 
 def test_clips_cover_every_window_once_with_padding(records_dir):
   batches, out = _clips(_config(records_dir))
-  windows = sorted((v, k) for v in VALID for k in range(int(DURATIONS[v])))  # 18 windows
+  windows = sorted(
+      (v, k) for v in VALID for k in range(int(DURATIONS[v]))
+  )  # 18 windows
   assert len(batches) == 3 and [b["mask"].sum() for b in batches] == [8, 8, 2]
   np.testing.assert_array_equal(batches[-1]["mask"], [1, 1, 0, 0, 0, 0, 0, 0])
   real = out["mask"] == 1
-  got = sorted(zip(out["label"][real], np.round(out["window_start"][real]).astype(int)))
+  got = sorted(
+      zip(out["label"][real], np.round(out["window_start"][real]).astype(int))
+  )
   assert got == windows
   frame_vid, frame = _frame_colour(out["image"][real])
   np.testing.assert_array_equal(frame_vid, out["label"][real])
-  np.testing.assert_array_equal(frame, out["window_start"][real] * FPS + 5)  # centre frame
+  np.testing.assert_array_equal(
+      frame, out["window_start"][real] * FPS + 5
+  )  # centre frame
   audio_vid, start = _spectrogram_start(out["audio"][real])
   np.testing.assert_array_equal(audio_vid, out["label"][real])
   np.testing.assert_allclose(start, out["window_start"][real], atol=2e-3)
@@ -236,7 +332,9 @@ def test_same_seed_same_batches_other_seed_other_batches(records_dir):
   for a, b in zip(first, again):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
-  assert any(not np.array_equal(a["audio"], c["audio"]) for a, c in zip(first, other))
+  assert any(
+      not np.array_equal(a["audio"], c["audio"]) for a, c in zip(first, other)
+  )
   assert all(np.abs(b["image"]).max() <= 1 for b in first)
 
 
@@ -245,33 +343,60 @@ def test_dmvr_record_with_float_audio_and_no_avself_keys(tmp_path):
   for ex in examples:
     for key in (records.FPS_KEY, records.SAMPLE_RATE_KEY, records.CHANNELS_KEY):
       del ex.context.feature[key]
-  records.write_records(records.shard_path(str(tmp_path), "train", 0, 1), examples)
+  records.write_records(
+      records.shard_path(str(tmp_path), "train", 0, 1), examples
+  )
   _, out = _clips(_config(str(tmp_path)))
   real = out["mask"] == 1
   assert sorted(zip(out["label"][real], out["window_start"][real])) == [
-      (1, 0.0), (1, 1.0), (2, 0.0), (2, 1.0)]
+      (1, 0.0),
+      (1, 1.0),
+      (2, 0.0),
+      (2, 1.0),
+  ]
   audio_vid, start = _spectrogram_start(out["audio"][real])
   np.testing.assert_array_equal(audio_vid, out["label"][real])
   np.testing.assert_allclose(start, out["window_start"][real], atol=1e-4)
 
 
-def test_stereo_kept_for_waveforms_and_averaged_or_kept_for_spectrograms(tmp_path):
+def test_stereo_kept_for_waveforms_and_averaged_or_kept_for_spectrograms(
+    tmp_path,
+):
   t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
-  frames = [tf.io.encode_jpeg(np.zeros((40, 48, 3), np.uint8)).numpy()] * 2 * FPS
+  frames = (
+      [tf.io.encode_jpeg(np.zeros((40, 48, 3), np.uint8)).numpy()] * 2 * FPS
+  )
   stereo = np.stack([0.1 + 0.02 * t, 0.3 + 0.02 * t], -1)  # left, right
-  example = records.make_sequence_example(filename="s.mp4", jpeg_frames=frames, waveform=stereo,
-                                          sample_rate=SAMPLE_RATE, fps=FPS, label_index=[0])
-  records.write_records(records.shard_path(str(tmp_path), "train", 0, 1), [example] * 4)
+  example = records.make_sequence_example(
+      filename="s.mp4",
+      jpeg_frames=frames,
+      waveform=stereo,
+      sample_rate=SAMPLE_RATE,
+      fps=FPS,
+      label_index=[0],
+  )
+  records.write_records(
+      records.shard_path(str(tmp_path), "train", 0, 1), [example] * 4
+  )
   cfg = _config(str(tmp_path))
   sync = _batches(cfg, "sync", count=1, batch_size=4)[0]
   assert sync["waveform"].shape == (4, 8000, 2)
-  np.testing.assert_allclose(sync["waveform"][..., 1] - sync["waveform"][..., 0], 0.2, atol=1e-4)
+  np.testing.assert_allclose(
+      sync["waveform"][..., 1] - sync["waveform"][..., 0], 0.2, atol=1e-4
+  )
   mono = _clips(cfg)[1]["audio"]
   cfg.spectrogram.mono = False
   both = _clips(cfg)[1]["audio"]
   assert mono.shape[-1] == 1 and both.shape == mono.shape[:-1] + (2,)
-  dc = (np.exp(np.stack([mono[..., 0, 0, 0], both[..., 0, 0, 0], both[..., 0, 0, 1]])) - 1e-6) / 400
-  np.testing.assert_allclose(dc[0], (dc[1] + dc[2]) / 2, rtol=1e-3)  # mono = mean of channels
+  dc = (
+      np.exp(
+          np.stack([mono[..., 0, 0, 0], both[..., 0, 0, 0], both[..., 0, 0, 1]])
+      )
+      - 1e-6
+  ) / 400
+  np.testing.assert_allclose(
+      dc[0], (dc[1] + dc[2]) / 2, rtol=1e-3
+  )  # mono = mean of channels
   np.testing.assert_allclose(dc[2] - dc[1], 0.2, atol=1e-3)
 
 
@@ -295,25 +420,42 @@ def test_keep_freed_memory_sets_glibc_malloc():
 
 def test_sample_rate_mismatch_names_both_rates(records_dir):
   cfg = _config(records_dir, sample_rate=16000)
-  with pytest.raises(tf.errors.InvalidArgumentError, match="sample rate") as error:
+  with pytest.raises(
+      tf.errors.InvalidArgumentError, match="sample rate"
+  ) as error:
     _clips(cfg)
   assert "16000" in str(error.value) and "8000" in str(error.value)
 
 
 def test_missing_shards_and_unknown_mode_raise(tmp_path, records_dir):
   with pytest.raises(FileNotFoundError, match="No record shards"):
-    pipeline.make_dataset(_config(str(tmp_path)), mode="avc", split="train",
-                          batch_size=2, train=True, seed=0)
+    pipeline.make_dataset(
+        _config(str(tmp_path)),
+        mode="avc",
+        split="train",
+        batch_size=2,
+        train=True,
+        seed=0,
+    )
   with pytest.raises(ValueError, match="mode"):
-    pipeline.make_dataset(_config(records_dir), mode="l3", split="train",
-                          batch_size=2, train=True, seed=0)
+    pipeline.make_dataset(
+        _config(records_dir),
+        mode="l3",
+        split="train",
+        batch_size=2,
+        train=True,
+        seed=0,
+    )
 
 
 # ### ops ######################################################################
 
+
 def _gradient_jpeg(height=40, width=48):
   y, x = np.mgrid[0:height, 0:width]
-  image = np.stack([4 * x + 20, 5 * y + 10, np.full_like(x, 100)], -1).astype(np.uint8)
+  image = np.stack([4 * x + 20, 5 * y + 10, np.full_like(x, 100)], -1).astype(
+      np.uint8
+  )
   return tf.io.encode_jpeg(image, quality=100), image
 
 
@@ -321,19 +463,30 @@ def test_decode_crop_window_follows_the_draws():
   jpeg, _ = _gradient_jpeg()
   full = tf.io.decode_jpeg(jpeg).numpy().astype(int)
   offsets = [(y, x) for y in range(9) for x in range(17)]
-  for u_y, u_x, want in [(0.0, 0.0, (0, 0)), (0.999, 0.999, (8, 16)), (0.5, 0.25, (4, 4)),
-                         (None, None, (4, 8))]:
-    crop = ops.decode_crop(jpeg, size=32, resize_shorter=40, u_y=u_y, u_x=u_x).numpy()
+  for u_y, u_x, want in [
+      (0.0, 0.0, (0, 0)),
+      (0.999, 0.999, (8, 16)),
+      (0.5, 0.25, (4, 4)),
+      (None, None, (4, 8)),
+  ]:
+    crop = ops.decode_crop(
+        jpeg, size=32, resize_shorter=40, u_y=u_y, u_x=u_x
+    ).numpy()
     # Cropped decoding may differ from full decoding by a few levels at the
     # edges (chroma upsampling), so find the best-matching window.
-    errors = [np.abs(crop.astype(int) - full[y:y + 32, x:x + 32]).mean() for y, x in offsets]
+    errors = [
+        np.abs(crop.astype(int) - full[y : y + 32, x : x + 32]).mean()
+        for y, x in offsets
+    ]
     assert offsets[int(np.argmin(errors))] == want and min(errors) < 0.5
 
 
 def test_decode_crop_resizes_when_the_shorter_side_differs():
   jpeg, _ = _gradient_jpeg()
   clip = tf.stack([jpeg, jpeg])
-  got = ops.decode_crop(clip, size=16, resize_shorter=20).numpy()  # 40x48 -> 20x24
+  got = ops.decode_crop(
+      clip, size=16, resize_shorter=20
+  ).numpy()  # 40x48 -> 20x24
   resized = tf.image.resize(tf.io.decode_jpeg(jpeg), [20, 24], antialias=True)
   want = tf.cast(tf.round(resized), tf.uint8).numpy()[2:18, 4:20]
   assert got.shape == (2, 16, 16, 3)
@@ -343,16 +496,24 @@ def test_decode_crop_resizes_when_the_shorter_side_differs():
 
 def test_finish_images_scales_and_jitters():
   grey = np.full((2, 4, 4, 3), 127, np.uint8)
-  np.testing.assert_allclose(ops.finish_images(grey, None, None), 127 / 127.5 - 1, atol=1e-6)
+  np.testing.assert_allclose(
+      ops.finish_images(grey, None, None), 127 / 127.5 - 1, atol=1e-6
+  )
   brighter = ops.finish_images(grey, tf.constant([0.1, -0.1]), None).numpy()
-  np.testing.assert_allclose(brighter[:, 0, 0, 0], [2 * (127 / 255 + 0.1) - 1,
-                                                    2 * (127 / 255 - 0.1) - 1], atol=1e-5)
+  np.testing.assert_allclose(
+      brighter[:, 0, 0, 0],
+      [2 * (127 / 255 + 0.1) - 1, 2 * (127 / 255 - 0.1) - 1],
+      atol=1e-5,
+  )
   colour = np.broadcast_to(np.array([200, 50, 50], np.uint8), (2, 4, 4, 3))
   desaturated = ops.finish_images(colour, None, tf.constant([0.0, 1.0])).numpy()
   assert np.ptp(desaturated[0, 0, 0]) < 1e-6  # factor 0: grey
-  np.testing.assert_allclose(desaturated[1], ops.finish_images(colour[1:], None, None)[0],
-                             atol=1e-6)
-  extreme = ops.finish_images(colour, tf.constant([0.9, -0.9]), tf.constant([3.0, 3.0]))
+  np.testing.assert_allclose(
+      desaturated[1], ops.finish_images(colour[1:], None, None)[0], atol=1e-6
+  )
+  extreme = ops.finish_images(
+      colour, tf.constant([0.9, -0.9]), tf.constant([3.0, 3.0])
+  )
   assert np.abs(extreme.numpy()).max() <= 1.0
 
 
@@ -361,7 +522,9 @@ def test_flip_slice_mono_and_pad():
   np.testing.assert_array_equal(ops.maybe_flip(image, 0.2), image[:, :, ::-1])
   np.testing.assert_array_equal(ops.maybe_flip(image, 0.7), image)
   waveform = np.arange(20, dtype=np.float32).reshape(10, 2)
-  windows = ops.slice_windows(waveform, tf.constant([0, 3], tf.int64), 4).numpy()
+  windows = ops.slice_windows(
+      waveform, tf.constant([0, 3], tf.int64), 4
+  ).numpy()
   np.testing.assert_array_equal(windows, [waveform[0:4], waveform[3:7]])
   np.testing.assert_array_equal(ops.mono(windows)[..., 0], windows.mean(-1))
   looped = ops.circular(waveform, 8, 4).numpy()
@@ -373,7 +536,17 @@ def test_flip_slice_mono_and_pad():
 
 def test_clips_batches_have_static_shapes(records_dir):
   # Evaluators pad hosts with fewer (or no) batches with zeros of these shapes.
-  ds = pipeline.make_dataset(_config(records_dir), mode="clips", split="train", batch_size=8,
-                             train=False, seed=0, process_index=4, process_count=7)
+  ds = pipeline.make_dataset(
+      _config(records_dir),
+      mode="clips",
+      split="train",
+      batch_size=8,
+      train=False,
+      seed=0,
+      process_index=4,
+      process_count=7,
+  )
   assert all(spec.shape.is_fully_defined() for spec in ds.element_spec.values())
-  assert list(ds.as_numpy_iterator()) == []  # this host's only record is too short
+  assert (
+      list(ds.as_numpy_iterator()) == []
+  )  # this host's only record is too short

@@ -1,4 +1,5 @@
 """The shared train loop: sharding, equivalence across device counts, checkpoints, learning."""
+
 import functools
 import json
 import os
@@ -29,12 +30,20 @@ def _run_steps(config, devices, batches):
   mesh = sharding.make_mesh(devices)
   model = avc.build_model(config)
   tx = train.make_optimizer(config)
-  state = train.create_train_state(avc, model, tx, config, jax.random.key(0), mesh)
+  state = train.create_train_state(
+      avc, model, tx, config, jax.random.key(0), mesh
+  )
   step = jax.jit(
-      functools.partial(train.train_step, task=avc, model=model, tx=tx, skip_nonfinite=False),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
-                    sharding.replicated(mesh)),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)))
+      functools.partial(
+          train.train_step, task=avc, model=model, tx=tx, skip_nonfinite=False
+      ),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.replicated(mesh),
+      ),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+  )
   losses = []
   for batch in batches:
     global_batch = sharding.to_global(batch, mesh)
@@ -49,17 +58,22 @@ def test_one_step_on_eight_devices_shards_batch_and_updates_params():
   mesh = sharding.make_mesh()
   model = avc.build_model(config)
   tx = train.make_optimizer(config)
-  before = train.create_train_state(avc, model, tx, config, jax.random.key(0), mesh)
+  before = train.create_train_state(
+      avc, model, tx, config, jax.random.key(0), mesh
+  )
   before = sharding.to_host(before.params)
-  state, losses, batch = _run_steps(config, jax.devices(), [_random_batch(config)])
+  state, losses, batch = _run_steps(
+      config, jax.devices(), [_random_batch(config)]
+  )
   # Each device holds 1/8 of the batch; the state is replicated.
   shard_shapes = {s.data.shape[0] for s in batch["image"].addressable_shards}
   assert shard_shapes == {config.batch_size // 8}
   assert state.params["fusion"]["fc2"]["kernel"].sharding.is_fully_replicated
   assert int(state.step) == 1
   assert np.isfinite(losses[0]) and 0.1 < losses[0] < 10.0
-  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
-                       state.params, before)
+  moved = jax.tree.map(
+      lambda a, b: float(np.abs(np.asarray(a) - b).max()), state.params, before
+  )
   assert all(v > 0 for v in jax.tree.leaves(moved))
 
 
@@ -69,18 +83,34 @@ def test_freeze_holds_the_named_groups_for_freeze_steps_then_trains_them():
   config.optimizer.freeze = ("audio_trunk", "vision_trunk")
   config.optimizer.freeze_steps = 2
   config.optimizer.weight_decay = 1e-2  # held means held: no decay either
-  before = sharding.to_host(train.create_train_state(
-      avc, avc.build_model(config), train.make_optimizer(config), config, jax.random.key(0),
-      sharding.make_mesh()).params)
+  before = sharding.to_host(
+      train.create_train_state(
+          avc,
+          avc.build_model(config),
+          train.make_optimizer(config),
+          config,
+          jax.random.key(0),
+          sharding.make_mesh(),
+      ).params
+  )
   assert {"audio_trunk", "vision_trunk", "fusion"} <= set(before)
 
   def moved(num_steps):
-    state, _, _ = _run_steps(config, jax.devices(),
-                             [_random_batch(config, seed=i) for i in range(num_steps)])
+    state, _, _ = _run_steps(
+        config,
+        jax.devices(),
+        [_random_batch(config, seed=i) for i in range(num_steps)],
+    )
     after = sharding.to_host(state.params)
-    return {k: max(float(np.abs(a - b).max()) for a, b in
-                   zip(jax.tree.leaves(after[k]), jax.tree.leaves(before[k])))
-            for k in before}
+    return {
+        k: max(
+            float(np.abs(a - b).max())
+            for a, b in zip(
+                jax.tree.leaves(after[k]), jax.tree.leaves(before[k])
+            )
+        )
+        for k in before
+    }
 
   two, three = moved(2), moved(3)
   assert two["audio_trunk"] == two["vision_trunk"] == 0.0 and two["fusion"] > 0
@@ -92,8 +122,14 @@ def test_freeze_refuses_a_group_the_model_lacks_or_no_steps():
   config.optimizer.freeze = ("video_branch",)
   config.optimizer.freeze_steps = 5
   with pytest.raises(ValueError, match="video_branch.*not among.*audio_trunk"):
-    train.create_train_state(avc, avc.build_model(config), train.make_optimizer(config),
-                             config, jax.random.key(0), sharding.make_mesh())
+    train.create_train_state(
+        avc,
+        avc.build_model(config),
+        train.make_optimizer(config),
+        config,
+        jax.random.key(0),
+        sharding.make_mesh(),
+    )
   config.optimizer.freeze_steps = 0
   with pytest.raises(ValueError, match="freeze_steps > 0"):
     train.make_optimizer(config)
@@ -126,15 +162,23 @@ def test_checkpoint_round_trip_restores_state_and_config(tmp_path):
   config = tiny.tiny_config()
   state, _, _ = _run_steps(config, jax.devices(), [_random_batch(config)])
   manager = ckpt_lib.make_manager(str(tmp_path), every_steps=1, async_save=True)
-  assert ckpt_lib.save(manager, 1, state, config, {"seed": 3, "position": 1}, force=True)
+  assert ckpt_lib.save(
+      manager, 1, state, config, {"seed": 3, "position": 1}, force=True
+  )
   manager.wait_until_finished()
-  restored, step = ckpt_lib.restore_state(manager, ckpt_lib.abstract_like(state))
+  restored, step = ckpt_lib.restore_state(
+      manager, ckpt_lib.abstract_like(state)
+  )
   assert step == 1
-  for x, y in zip(jax.tree.leaves(sharding.to_host(state)),
-                  jax.tree.leaves(sharding.to_host(restored))):
+  for x, y in zip(
+      jax.tree.leaves(sharding.to_host(state)),
+      jax.tree.leaves(sharding.to_host(restored)),
+  ):
     np.testing.assert_array_equal(x, y)
-  assert restored.params["fusion"]["fc1"]["kernel"].sharding == \
-      state.params["fusion"]["fc1"]["kernel"].sharding
+  assert (
+      restored.params["fusion"]["fc1"]["kernel"].sharding
+      == state.params["fusion"]["fc1"]["kernel"].sharding
+  )
   stored, stored_step = ckpt_lib.load_config(str(tmp_path))
   assert stored_step == 1 and stored.model.width == config.model.width
   assert stored.data.spectrogram.num_mel_bins == 32
@@ -197,11 +241,14 @@ def test_tiny_run_lowers_loss_and_beats_chance(tmp_path, tiny_records):
 def _logged(workdir, tag):
   """Values of a scalar from the TensorBoard event files, in step order."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   values = []
   for name in sorted(os.listdir(workdir)):
     if not name.startswith("events.out"):
       continue
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
+    for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(workdir, name)
+    ):
       for v in event.summary.value:
         if v.tag == tag:
           values.append((event.step, float(tf.make_ndarray(v.tensor))))

@@ -1,4 +1,5 @@
 """Tiny configs shared by the tests: seconds on CPU, same code paths as paper scale."""
+
 import importlib.util
 import os
 
@@ -10,7 +11,9 @@ TINY_CONFIG_FILE = os.path.join(ROOT, "configs", "l3_tiny.py")
 
 def load_file(path: str):
   """A Python file that is not in a package (configs, benchmarks, scripts) as a module."""
-  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module

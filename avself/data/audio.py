@@ -14,6 +14,7 @@ Kinds (`spectrogram_config(kind)` gives each one's presets):
   'mel':    log(mel(|STFT|) + log_offset) with `num_mel_bins` triangular
             filters from 0 Hz to Nyquist (tf.signal.linear_to_mel_weight_matrix).
 """
+
 import ml_collections
 import tensorflow as tf
 
@@ -27,16 +28,18 @@ def spectrogram_config(kind: str = "log") -> ml_collections.ConfigDict:
   if kind not in KINDS:
     raise ValueError(f"spectrogram kind must be one of {KINDS}, got {kind!r}")
   frame_length, frame_step = (512, 242) if kind == "openl3" else (480, 240)
-  return ml_collections.ConfigDict(dict(
-      kind=kind,
-      frame_length=frame_length,  # window, samples (10 ms at 48 kHz)
-      frame_step=frame_step,  # hop, samples
-      fft_length=512,  # F = fft_length // 2 + 1 = 257 for 'log'/'openl3'
-      num_mel_bins=128,  # F for 'mel'
-      log_offset=1e-6,  # 'log'/'mel': keeps log finite on digital silence
-      center=False,  # True: reflect-pad frame_length // 2 each side (librosa)
-      mono=True,  # average channels before the spectrogram
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          kind=kind,
+          frame_length=frame_length,  # window, samples (10 ms at 48 kHz)
+          frame_step=frame_step,  # hop, samples
+          fft_length=512,  # F = fft_length // 2 + 1 = 257 for 'log'/'openl3'
+          num_mel_bins=128,  # F for 'mel'
+          log_offset=1e-6,  # 'log'/'mel': keeps log finite on digital silence
+          center=False,  # True: reflect-pad frame_length // 2 each side (librosa)
+          mono=True,  # average channels before the spectrogram
+      )
+  )
 
 
 def to_mono(waveform: tf.Tensor) -> tf.Tensor:
@@ -49,12 +52,18 @@ def to_mono(waveform: tf.Tensor) -> tf.Tensor:
 # Framing, the window and the zero padding to fft_length are XLA-compiled into
 # one pass; the FFT itself stays TensorFlow's (DUCC) rfft.
 @tf.function(jit_compile=True)
-def _windowed_frames(waveform, frame_length: int, frame_step: int, fft_length: int):
+def _windowed_frames(
+    waveform, frame_length: int, frame_step: int, fft_length: int
+):
   """Hann-windowed frames zero-padded to fft_length: [..., N] -> [..., T, fft_length]."""
   frames = tf.signal.frame(waveform, frame_length, frame_step)
-  frames *= tf.signal.hann_window(frame_length)  # periodic, as tf.signal.stft's default
+  frames *= tf.signal.hann_window(
+      frame_length
+  )  # periodic, as tf.signal.stft's default
   rank = frames.shape.rank
-  return tf.pad(frames, [[0, 0]] * (rank - 1) + [[0, fft_length - frame_length]])
+  return tf.pad(
+      frames, [[0, 0]] * (rank - 1) + [[0, fft_length - frame_length]]
+  )
 
 
 def _stft(waveform, frame_length, frame_step, fft_length, center):
@@ -63,8 +72,12 @@ def _stft(waveform, frame_length, frame_step, fft_length, center):
   if center:
     pad = frame_length // 2
     rank = waveform.shape.rank
-    waveform = tf.pad(waveform, [[0, 0]] * (rank - 1) + [[pad, pad]], mode="REFLECT")
-  return tf.signal.rfft(_windowed_frames(waveform, frame_length, frame_step, fft_length))
+    waveform = tf.pad(
+        waveform, [[0, 0]] * (rank - 1) + [[pad, pad]], mode="REFLECT"
+    )
+  return tf.signal.rfft(
+      _windowed_frames(waveform, frame_length, frame_step, fft_length)
+  )
 
 
 def _gain(gain) -> tf.Tensor:
@@ -78,7 +91,9 @@ def _gain(gain) -> tf.Tensor:
 @tf.function(jit_compile=True)
 def _magnitude(stft, gain):
   """gain * |stft|: [..., T, F] complex -> [..., F, T] (sqrt(re^2 + im^2), cheaper than hypot)."""
-  power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+  power = tf.math.square(tf.math.real(stft)) + tf.math.square(
+      tf.math.imag(stft)
+  )
   return tf.linalg.matrix_transpose(tf.sqrt(power)) * gain
 
 
@@ -98,51 +113,89 @@ def _openl3_decibels(stft, gain):
 # `gain` (per waveform, shape waveform.shape[:-1]) gives exactly the spectrogram
 # of waveform * gain, as the STFT is linear, without a pass over the samples.
 
-def log_spectrogram(waveform, *, frame_length: int = 480, frame_step: int = 240,
-                    fft_length: int = 512, log_offset: float = 1e-6,
-                    center: bool = False, gain=None) -> tf.Tensor:
+
+def log_spectrogram(
+    waveform,
+    *,
+    frame_length: int = 480,
+    frame_step: int = 240,
+    fft_length: int = 512,
+    log_offset: float = 1e-6,
+    center: bool = False,
+    gain=None,
+) -> tf.Tensor:
   """log(|STFT(waveform)| + log_offset): mono [..., N] -> [..., F, T]."""
   stft = _stft(waveform, frame_length, frame_step, fft_length, center)
   return _log_magnitude(stft, _gain(gain), tf.constant(log_offset, tf.float32))
 
 
-def openl3_spectrogram(waveform, *, frame_length: int = 512, frame_step: int = 242,
-                       fft_length: int = 512, center: bool = False, gain=None) -> tf.Tensor:
+def openl3_spectrogram(
+    waveform,
+    *,
+    frame_length: int = 512,
+    frame_step: int = 242,
+    fft_length: int = 512,
+    center: bool = False,
+    gain=None,
+) -> tf.Tensor:
   """OpenL3's decibel magnitude, relative to each example's maximum: [..., N] -> [..., F, T]."""
   stft = _stft(waveform, frame_length, frame_step, fft_length, center)
   return _openl3_decibels(stft, _gain(gain))
 
 
-def log_mel_spectrogram(waveform, *, sample_rate: int, num_mel_bins: int = 128,
-                        frame_length: int = 480, frame_step: int = 240,
-                        fft_length: int = 512, log_offset: float = 1e-6,
-                        center: bool = False, gain=None) -> tf.Tensor:
+def log_mel_spectrogram(
+    waveform,
+    *,
+    sample_rate: int,
+    num_mel_bins: int = 128,
+    frame_length: int = 480,
+    frame_step: int = 240,
+    fft_length: int = 512,
+    log_offset: float = 1e-6,
+    center: bool = False,
+    gain=None,
+) -> tf.Tensor:
   """log(mel(|STFT|) + log_offset): mono [..., N] -> [..., num_mel_bins, T]."""
   stft = _stft(waveform, frame_length, frame_step, fft_length, center)
   magnitude = _magnitude(stft, _gain(gain))  # [..., F, T]
   mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-      num_mel_bins=num_mel_bins, num_spectrogram_bins=fft_length // 2 + 1,
-      sample_rate=float(sample_rate), lower_edge_hertz=0.0,
-      upper_edge_hertz=sample_rate / 2.0)  # [F, M]
+      num_mel_bins=num_mel_bins,
+      num_spectrogram_bins=fft_length // 2 + 1,
+      sample_rate=float(sample_rate),
+      lower_edge_hertz=0.0,
+      upper_edge_hertz=sample_rate / 2.0,
+  )  # [F, M]
   mel = tf.linalg.matmul(mel_matrix, magnitude, transpose_a=True)  # [..., M, T]
   return tf.math.log(mel + log_offset)
 
 
-def spectrogram(waveform, spec_config, *, sample_rate: int = 48000, gain=None) -> tf.Tensor:
+def spectrogram(
+    waveform, spec_config, *, sample_rate: int = 48000, gain=None
+) -> tf.Tensor:
   """The configured spectrogram of mono [..., N] -> [..., F, T] float32.
 
   `gain` (optional, shape [...]) scales each waveform's amplitude.
   """
   c = spec_config
-  framing = dict(frame_length=c.frame_length, frame_step=c.frame_step,
-                 fft_length=c.fft_length, center=c.center, gain=gain)
+  framing = dict(
+      frame_length=c.frame_length,
+      frame_step=c.frame_step,
+      fft_length=c.fft_length,
+      center=c.center,
+      gain=gain,
+  )
   if c.kind == "log":
     return log_spectrogram(waveform, log_offset=c.log_offset, **framing)
   if c.kind == "openl3":
     return openl3_spectrogram(waveform, **framing)
   if c.kind == "mel":
-    return log_mel_spectrogram(waveform, sample_rate=sample_rate, num_mel_bins=c.num_mel_bins,
-                               log_offset=c.log_offset, **framing)
+    return log_mel_spectrogram(
+        waveform,
+        sample_rate=sample_rate,
+        num_mel_bins=c.num_mel_bins,
+        log_offset=c.log_offset,
+        **framing,
+    )
   raise ValueError(f"spectrogram kind must be one of {KINDS}, got {c.kind!r}")
 
 
@@ -153,6 +206,8 @@ def spectrogram_shape(spec_config, num_samples: int) -> tuple[int, int]:
     raise ValueError(f"spectrogram kind must be one of {KINDS}, got {c.kind!r}")
   length = num_samples + (2 * (c.frame_length // 2) if c.center else 0)
   if length < c.frame_length:
-    raise ValueError(f"{num_samples} samples are shorter than one frame ({c.frame_length})")
+    raise ValueError(
+        f"{num_samples} samples are shorter than one frame ({c.frame_length})"
+    )
   num_bins = c.num_mel_bins if c.kind == "mel" else c.fft_length // 2 + 1
   return num_bins, 1 + (length - c.frame_length) // c.frame_step

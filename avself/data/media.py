@@ -15,6 +15,7 @@ clip at a time. `write_mp4` writes frames and sound as H.264 + AAC (the
 synthetic world's clips, localize's heatmap movies). This module imports no
 TensorFlow (prepare's workers use it).
 """
+
 import dataclasses
 import fractions
 import math
@@ -53,6 +54,7 @@ class Media:
     start: seconds from the first video frame to this clip's start.
     error: why decoding stopped early (a truncated file), else None.
   """
+
   frames: Any
   audio: np.ndarray
   fps: float
@@ -63,8 +65,12 @@ class Media:
   error: Optional[str] = None
 
 
-def output_size(width: int, height: int, shorter_side: int,
-                sample_aspect: Optional[float] = None) -> tuple[int, int]:
+def output_size(
+    width: int,
+    height: int,
+    shorter_side: int,
+    sample_aspect: Optional[float] = None,
+) -> tuple[int, int]:
   """(width, height) with the shorter side set and the display aspect kept."""
   display_width = width * (sample_aspect or 1.0)
   scale = shorter_side / min(display_width, height)
@@ -127,7 +133,9 @@ class _FramePicker:
       time = max(time, self._prev[0])  # tolerate out-of-order timestamps
     while self.next_index / self.fps <= time + _EPS:
       target = self.next_index / self.fps
-      use_prev = self._prev is not None and target - self._prev[0] <= time - target
+      use_prev = (
+          self._prev is not None and target - self._prev[0] <= time - target
+      )
       self._pick(self._prev[1] if use_prev else frame)
     self._prev = (time, frame)
 
@@ -158,7 +166,8 @@ class _AudioBuffer:
       raise ValueError(f"channels must be 1 or 2, got {channels}")
     self.sample_rate, self.channels = sample_rate, channels
     self._resampler = av.AudioResampler(
-        format="flt", layout=_LAYOUTS[channels], rate=sample_rate)
+        format="flt", layout=_LAYOUTS[channels], rate=sample_rate
+    )
     self._chunks = []  # float32 [n, C] arrays
     self._size = 0  # samples in _chunks
     self.first_time = None  # seconds of the first decoded sample
@@ -176,13 +185,17 @@ class _AudioBuffer:
     try:
       for out in self._resampler.resample(None):
         self._append(out)
-    except Exception:  # A resampler that never saw a frame has nothing to drain.
+    except (
+        Exception
+    ):  # A resampler that never saw a frame has nothing to drain.
       pass
 
   def align(self, reference_time: float) -> None:
     """Sets the time that sample index 0 refers to."""
     if self._offset is None and self.first_time is not None:
-      self._offset = round((self.first_time - reference_time) * self.sample_rate)
+      self._offset = round(
+          (self.first_time - reference_time) * self.sample_rate
+      )
 
   def end(self) -> int:
     """Index one past the last buffered sample (after `align`)."""
@@ -195,7 +208,7 @@ class _AudioBuffer:
     if self._chunks and stop > self._offset:
       data = np.concatenate(self._chunks)
       n = min(stop - self._offset, len(data))
-      out[self._offset - start:self._offset - start + n] = data[:n]
+      out[self._offset - start : self._offset - start + n] = data[:n]
       self._chunks = [data[n:]] if n < len(data) else []
       self._size -= n
       self._offset += n
@@ -210,7 +223,7 @@ class _AudioBuffer:
     if self._offset is None:
       self._offset = start
     if self._chunks and self._offset < start:
-      data = np.concatenate(self._chunks)[start - self._offset:]
+      data = np.concatenate(self._chunks)[start - self._offset :]
       self._size = len(data)
       self._chunks = [data] if len(data) else []
     self._offset = max(self._offset, start)
@@ -234,24 +247,35 @@ def _frame_time(frame, index: int, stream) -> float:
   return index / float(rate)
 
 
-def _converter(width: int, height: int, frame_fn: Optional[Callable]) -> Callable:
+def _converter(
+    width: int, height: int, frame_fn: Optional[Callable]
+) -> Callable:
   """Decoded frame -> uint8 [H, W, 3] at the output size (then `frame_fn`)."""
   # One reformatter for the whole stream: it keeps its swscale context, which
   # frame.reformat would rebuild for every frame (10x slower).
   reformatter = av.video.reformatter.VideoReformatter()
 
   def convert(frame):
-    pixels = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                  interpolation="AREA").to_ndarray()
+    pixels = reformatter.reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA"
+    ).to_ndarray()
     return frame_fn(pixels) if frame_fn else pixels
+
   return convert
 
 
-def iter_clips(path: str, *, fps: float, shorter_side: int, sample_rate: int,
-               channels: int = 1, clip_seconds: float = 0.0,
-               max_seconds: Optional[float] = None, require_audio: bool = True,
-               frame_fn: Optional[Callable[[np.ndarray], Any]] = None
-               ) -> Iterator[Media]:
+def iter_clips(
+    path: str,
+    *,
+    fps: float,
+    shorter_side: int,
+    sample_rate: int,
+    channels: int = 1,
+    clip_seconds: float = 0.0,
+    max_seconds: Optional[float] = None,
+    require_audio: bool = True,
+    frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
+) -> Iterator[Media]:
   """Yields consecutive clips of `clip_seconds` (0: the whole video) as Media.
 
   The last clip may be shorter. Raises MediaError when the file gives nothing
@@ -269,14 +293,27 @@ def iter_clips(path: str, *, fps: float, shorter_side: int, sample_rate: int,
       if stream is not None:
         stream.thread_type = "AUTO"
     ctx = vstream.codec_context
-    size = output_size(ctx.width, ctx.height, shorter_side,
-                       float(ctx.sample_aspect_ratio or 1) or None)
+    size = output_size(
+        ctx.width,
+        ctx.height,
+        shorter_side,
+        float(ctx.sample_aspect_ratio or 1) or None,
+    )
     picker = _FramePicker(fps, _converter(*size, frame_fn))
     audio = _AudioBuffer(sample_rate, channels) if astream is not None else None
-    decoder = _Decoder(container, [s for s in (vstream, astream) if s is not None])
-    cutter = _ClipCutter(picker, audio, clip_seconds, max_seconds or math.inf,
-                         sample_rate, channels, size,
-                         _declared_seconds(container, vstream))
+    decoder = _Decoder(
+        container, [s for s in (vstream, astream) if s is not None]
+    )
+    cutter = _ClipCutter(
+        picker,
+        audio,
+        clip_seconds,
+        max_seconds or math.inf,
+        sample_rate,
+        channels,
+        size,
+        _declared_seconds(container, vstream),
+    )
     yield from cutter.run(decoder, vstream, require_audio)
 
 
@@ -287,7 +324,9 @@ def _declared_seconds(container, vstream) -> Optional[float]:
   return container.duration / 1e6 if container.duration else None
 
 
-def _shortfall(decoded: float, declared: Optional[float], limit: float) -> Optional[str]:
+def _shortfall(
+    decoded: float, declared: Optional[float], limit: float
+) -> Optional[str]:
   """A note when far less decoded than the header promised (a truncated file).
 
   Such files end without a decode error (the demuxer just meets EOF), so this
@@ -304,8 +343,17 @@ def _shortfall(decoded: float, declared: Optional[float], limit: float) -> Optio
 class _ClipCutter:
   """Cuts the picked frames and buffered audio into consecutive clips."""
 
-  def __init__(self, picker, audio, clip_seconds, limit, sample_rate, channels, size,
-               declared):
+  def __init__(
+      self,
+      picker,
+      audio,
+      clip_seconds,
+      limit,
+      sample_rate,
+      channels,
+      size,
+      declared,
+  ):
     self.picker, self.audio = picker, audio
     self.clip_seconds, self.limit = clip_seconds, limit
     self.sample_rate, self.channels, self.size = sample_rate, channels, size
@@ -325,8 +373,11 @@ class _ClipCutter:
         last = time - t0
         if last < self.limit - _EPS:
           self.picker.push(last, frame)
-          step = (float(frame.duration * frame.time_base)
-                  if frame.duration and frame.time_base else default_step)
+          step = (
+              float(frame.duration * frame.time_base)
+              if frame.duration and frame.time_base
+              else default_step
+          )
           video_end = min(last + step, self.limit)
       else:
         self.audio.push(frame)
@@ -338,20 +389,28 @@ class _ClipCutter:
       if last >= self.limit - _EPS and self._audio_reaches(self.limit):
         break  # max_seconds reached on both streams
     if t0 is None:
-      raise MediaError("undecodable" if decoder.error else "empty",
-                       decoder.error or "no video frames")
+      raise MediaError(
+          "undecodable" if decoder.error else "empty",
+          decoder.error or "no video frames",
+      )
     error = decoder.error or _shortfall(video_end, self.declared, self.limit)
     yield from self._last_clips(t0, video_end, require_audio, error)
 
   def _audio_reaches(self, seconds: float) -> bool:
-    return not self.audio or self.audio.end() >= _count(seconds, self.sample_rate)
+    return not self.audio or self.audio.end() >= _count(
+        seconds, self.sample_rate
+    )
 
   def _full_clips(self) -> Iterator[Media]:
     """Clips of clip_seconds that the decoded data already covers."""
-    while self.clip_seconds > 0 and self.clip_start + self.clip_seconds <= self.limit + _EPS:
+    while (
+        self.clip_seconds > 0
+        and self.clip_start + self.clip_seconds <= self.limit + _EPS
+    ):
       stop = self.clip_start + self.clip_seconds
-      if (self.picker.next_index < _count(stop, self.picker.fps)
-          or not self._audio_reaches(stop)):
+      if self.picker.next_index < _count(
+          stop, self.picker.fps
+      ) or not self._audio_reaches(stop):
         return
       yield self._clip(stop, None)
 
@@ -380,34 +439,63 @@ class _ClipCutter:
     frames = self.picker.take(_count(stop, self.picker.fps))
     if not frames or isinstance(frames[0], np.ndarray):
       width, height = self.size
-      frames = np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
+      frames = (
+          np.stack(frames)
+          if frames
+          else np.zeros((0, height, width, 3), np.uint8)
+      )
     if self.audio:
       waveform = self.audio.take(_count(start, rate), _count(stop, rate))
     else:
       waveform = np.zeros((0, self.channels), np.float32)
     self.clip_start = stop
-    return Media(frames=frames, audio=waveform, fps=self.picker.fps, sample_rate=rate,
-                 duration=stop - start, has_audio=self.audio is not None,
-                 start=start, error=error)
+    return Media(
+        frames=frames,
+        audio=waveform,
+        fps=self.picker.fps,
+        sample_rate=rate,
+        duration=stop - start,
+        has_audio=self.audio is not None,
+        start=start,
+        error=error,
+    )
 
 
-def load_video(path: str, fps: float, shorter_side: int, sample_rate: int,
-               channels: int = 1, max_seconds: Optional[float] = None) -> Media:
+def load_video(
+    path: str,
+    fps: float,
+    shorter_side: int,
+    sample_rate: int,
+    channels: int = 1,
+    max_seconds: Optional[float] = None,
+) -> Media:
   """Decodes a whole video (or its first max_seconds) into one Media.
 
   A file without audio is fine here (`has_audio=False`, empty `audio`).
   Raises MediaError when nothing can be decoded.
   """
-  clips = list(iter_clips(path, fps=fps, shorter_side=shorter_side,
-                          sample_rate=sample_rate, channels=channels,
-                          max_seconds=max_seconds, require_audio=False))
+  clips = list(
+      iter_clips(
+          path,
+          fps=fps,
+          shorter_side=shorter_side,
+          sample_rate=sample_rate,
+          channels=channels,
+          max_seconds=max_seconds,
+          require_audio=False,
+      )
+  )
   if not clips:
     raise MediaError("empty", "zero duration")
   return clips[0]
 
 
-def load_audio(path: str, sample_rate: int, channels: int = 1,
-               max_seconds: Optional[float] = None) -> np.ndarray:
+def load_audio(
+    path: str,
+    sample_rate: int,
+    channels: int = 1,
+    max_seconds: Optional[float] = None,
+) -> np.ndarray:
   """Decodes the first audio track to float32 [N, C] at `sample_rate`."""
   with _open(path) as container:
     if not container.streams.audio:
@@ -423,13 +511,20 @@ def load_audio(path: str, sample_rate: int, channels: int = 1,
     buffer.flush()
     buffer.align(buffer.first_time or 0.0)
     if buffer.end() <= 0:
-      raise MediaError("undecodable" if decoder.error else "no_audio",
-                       decoder.error or "audio track decoded to no samples")
+      raise MediaError(
+          "undecodable" if decoder.error else "no_audio",
+          decoder.error or "audio track decoded to no samples",
+      )
     return buffer.take(0, min(buffer.end(), limit or buffer.end()))
 
 
-def write_mp4(path: str, frames: np.ndarray, audio: Optional[np.ndarray], fps: float,
-              sample_rate: int = 0) -> None:
+def write_mp4(
+    path: str,
+    frames: np.ndarray,
+    audio: Optional[np.ndarray],
+    fps: float,
+    sample_rate: int = 0,
+) -> None:
   """Writes frames uint8 [T, H, W, 3] and audio float32 [S] / [S, C] as H.264 + AAC.
 
   `audio` None or empty: video only. Odd sides are padded with black
@@ -444,28 +539,43 @@ def write_mp4(path: str, frames: np.ndarray, audio: Optional[np.ndarray], fps: f
   if audio is not None and len(audio):
     audio = np.asarray(audio, np.float32)
     layout = _LAYOUTS[1 if audio.ndim == 1 else audio.shape[1]]
-    planar = np.ascontiguousarray(np.clip(np.atleast_2d(audio.T), -1, 1))  # [C, S]
+    planar = np.ascontiguousarray(
+        np.clip(np.atleast_2d(audio.T), -1, 1)
+    )  # [C, S]
   else:
     planar = None
-  with av.open(path, "w", format="mp4", options={"fflags": "+bitexact"}) as container:
-    video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
+  with av.open(
+      path, "w", format="mp4", options={"fflags": "+bitexact"}
+  ) as container:
+    video = container.add_stream(
+        "libx264", rate=fractions.Fraction(fps).limit_denominator(1001)
+    )
     video.width, video.height = frames.shape[2], frames.shape[1]
     video.pix_fmt = "yuv420p"
-    video.options = {"preset": "veryfast", "crf": "20", "x264-params": "cpu-independent=1"}
+    video.options = {
+        "preset": "veryfast",
+        "crf": "20",
+        "x264-params": "cpu-independent=1",
+    }
     video.codec_context.thread_count = 1
     sound = None
     if planar is not None:
       sound = container.add_stream("aac", rate=sample_rate, layout=layout)
       sound.options = {"aac_coder": "fast"}  # 2x faster than twoloop, fine here
     for i, image in enumerate(frames):
-      frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+      frame = av.VideoFrame.from_ndarray(
+          np.ascontiguousarray(image), format="rgb24"
+      )
       frame.pts = i
       container.mux(video.encode(frame))
     container.mux(video.encode(None))
     if sound is not None:
-      for start in range(0, planar.shape[1], 1024):  # AAC frames hold 1024 samples
-        frame = av.AudioFrame.from_ndarray(planar[:, start:start + 1024], format="fltp",
-                                           layout=layout)
+      for start in range(
+          0, planar.shape[1], 1024
+      ):  # AAC frames hold 1024 samples
+        frame = av.AudioFrame.from_ndarray(
+            planar[:, start : start + 1024], format="fltp", layout=layout
+        )
         frame.sample_rate, frame.pts = sample_rate, start
         container.mux(sound.encode(frame))
       container.mux(sound.encode(None))

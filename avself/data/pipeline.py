@@ -33,6 +33,7 @@ drop the remainder batch; 'clips' pads it and marks it in `mask`.
 Sync shifts at clip edges: see `_shift` (random sign when both shifted windows
 fit, the sign that fits otherwise, circular wrap-around when neither does).
 """
+
 import concurrent.futures
 import ctypes
 import functools
@@ -51,43 +52,56 @@ MODES = ("avc", "pairs", "sync", "mixture", "clips")
 
 def default_data_config() -> ml_collections.ConfigDict:
   """The data config at paper scale (L3-Net; sync/mixture as Owens & Efros)."""
-  return ml_collections.ConfigDict(dict(
-      path="",  # records folder: {split}.tfrecord-*-of-* (+ manifest.json)
-      train_split="train",
-      eval_split="test",
-      # Used when a record lacks the context key (DMVR/Scenic records).
-      default_fps=25.0,
-      default_sample_rate=48000,
-      default_channels=1,
-      sample_rate=48000,  # expected; a record with another rate is an error
-      audio_seconds=1.0,  # avc/pairs/clips window
-      resize_shorter=256,  # frames whose shorter side differs are resized; 0: never
-      image_size=224,  # square crop: random when training, centred otherwise
-      spectrogram=audio.spectrogram_config("log"),  # 257 x 199 for 1 s at 48 kHz
-      augment=dict(flip=True, brightness=0.2, saturation=0.2, audio_gain=0.1),
-      # Reading and parsing a 10 s record (3-7 MB) costs as much as 6-15
-      # decoded crops, so each parse feeds several examples; the shuffle
-      # buffer spreads them apart.
-      samples_per_video=8,
-      # Examples held for shuffling: ~0.2 MB each for avc at paper scale, ~3 MB
-      # for a 4.2 s sync clip (63 JPEGs + 2 windows at 48 kHz): lower it there.
-      shuffle_buffer=2048,
-      sync=dict(num_frames=63, clip_seconds=4.2, min_shift=2.0, max_shift=5.8,
-                paired=True),
-      mixture=dict(num_frames=63, clip_seconds=4.2),
-      clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
-      cycle_length=16,  # shards read at once
-      num_parallel_calls=-1,  # tf.data.AUTOTUNE
-      prefetch=2,  # batches
-      cache=False,  # keep parsed videos in memory (tiny datasets, CPU demo)
-      # Records that fail to read or parse: 'skip' (counted in skip_counts(),
-      # warned on stderr) or 'fail' (raises naming the shard).
-      on_corrupt="skip",
-      keep_freed_memory=True,  # see `keep_freed_memory`: ~30% less CPU per example
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          path="",  # records folder: {split}.tfrecord-*-of-* (+ manifest.json)
+          train_split="train",
+          eval_split="test",
+          # Used when a record lacks the context key (DMVR/Scenic records).
+          default_fps=25.0,
+          default_sample_rate=48000,
+          default_channels=1,
+          sample_rate=48000,  # expected; a record with another rate is an error
+          audio_seconds=1.0,  # avc/pairs/clips window
+          resize_shorter=256,  # frames whose shorter side differs are resized; 0: never
+          image_size=224,  # square crop: random when training, centred otherwise
+          spectrogram=audio.spectrogram_config(
+              "log"
+          ),  # 257 x 199 for 1 s at 48 kHz
+          augment=dict(
+              flip=True, brightness=0.2, saturation=0.2, audio_gain=0.1
+          ),
+          # Reading and parsing a 10 s record (3-7 MB) costs as much as 6-15
+          # decoded crops, so each parse feeds several examples; the shuffle
+          # buffer spreads them apart.
+          samples_per_video=8,
+          # Examples held for shuffling: ~0.2 MB each for avc at paper scale, ~3 MB
+          # for a 4.2 s sync clip (63 JPEGs + 2 windows at 48 kHz): lower it there.
+          shuffle_buffer=2048,
+          sync=dict(
+              num_frames=63,
+              clip_seconds=4.2,
+              min_shift=2.0,
+              max_shift=5.8,
+              paired=True,
+          ),
+          mixture=dict(num_frames=63, clip_seconds=4.2),
+          clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
+          cycle_length=16,  # shards read at once
+          num_parallel_calls=-1,  # tf.data.AUTOTUNE
+          prefetch=2,  # batches
+          cache=False,  # keep parsed videos in memory (tiny datasets, CPU demo)
+          # Records that fail to read or parse: 'skip' (counted in skip_counts(),
+          # warned on stderr) or 'fail' (raises naming the shard).
+          on_corrupt="skip",
+          keep_freed_memory=True,  # see `keep_freed_memory`: ~30% less CPU per example
+      )
+  )
 
 
-def host_shards(shards: list[str], process_index: int, process_count: int) -> list[str]:
+def host_shards(
+    shards: list[str], process_index: int, process_count: int
+) -> list[str]:
   """This host's shards: disjoint across hosts, complete together.
 
   With fewer shards than processes (a small evaluation split), every host
@@ -113,26 +127,39 @@ def keep_freed_memory() -> bool:
   except (OSError, AttributeError):
     return False
   m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # <malloc.h>
-  return all([mallopt(m_mmap_threshold, 32 << 20), mallopt(m_trim_threshold, 1 << 30),
-              mallopt(m_top_pad, 64 << 20)])
+  return all(
+      [
+          mallopt(m_mmap_threshold, 32 << 20),
+          mallopt(m_trim_threshold, 1 << 30),
+          mallopt(m_top_pad, 64 << 20),
+      ]
+  )
 
 
 # ### Reading ##################################################################
 
+
 def _parse(serialized, cfg):
   """records.parse with the config's defaults for keys a record lacks."""
-  return records.parse(serialized, default_fps=cfg.default_fps,
-                       default_sample_rate=cfg.default_sample_rate,
-                       default_channels=cfg.default_channels)
+  return records.parse(
+      serialized,
+      default_fps=cfg.default_fps,
+      default_sample_rate=cfg.default_sample_rate,
+      default_channels=cfg.default_channels,
+  )
 
 
 def _check_sample_rate(video, cfg):
   """Fails (never skipped) when a record's audio is not at data_config.sample_rate."""
   check = tf.debugging.assert_equal(
-      video["sample_rate"], tf.constant(cfg.sample_rate, tf.int64),
-      message=(f"audio sample rate mismatch: records' audio/sample_rate (x) != "
-               f"data_config.sample_rate={cfg.sample_rate} (y). Re-prepare the "
-               "records at that rate or set data_config.sample_rate."))
+      video["sample_rate"],
+      tf.constant(cfg.sample_rate, tf.int64),
+      message=(
+          f"audio sample rate mismatch: records' audio/sample_rate (x) != "
+          f"data_config.sample_rate={cfg.sample_rate} (y). Re-prepare the "
+          "records at that rate or set data_config.sample_rate."
+      ),
+  )
   with tf.control_dependencies([check]):
     video["waveform"] = tf.identity(video["waveform"])
   return video
@@ -140,11 +167,15 @@ def _check_sample_rate(video, cfg):
 
 def _usable_samples(video) -> tf.Tensor:
   """Audio samples within the span both the audio and the frames cover."""
-  frames_end = tf.math.floor(tf.cast(tf.size(video["frames"]), tf.float64)
-                             * tf.cast(video["sample_rate"], tf.float64)
-                             / tf.cast(video["fps"], tf.float64))
-  return tf.minimum(tf.shape(video["waveform"], out_type=tf.int64)[0],
-                    tf.cast(frames_end, tf.int64))
+  frames_end = tf.math.floor(
+      tf.cast(tf.size(video["frames"]), tf.float64)
+      * tf.cast(video["sample_rate"], tf.float64)
+      / tf.cast(video["fps"], tf.float64)
+  )
+  return tf.minimum(
+      tf.shape(video["waveform"], out_type=tf.int64)[0],
+      tf.cast(frames_end, tf.int64),
+  )
 
 
 # Bytes a record takes on disk besides its data: 8-byte length, 4-byte CRC of
@@ -159,7 +190,9 @@ def _counter(name: str) -> tf.Variable:
   with _COUNTERS_LOCK:
     if name not in _COUNTERS:
       with tf.init_scope(), tf.device("/CPU:0"):
-        _COUNTERS[name] = tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
+        _COUNTERS[name] = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name=name
+        )
     return _COUNTERS[name]
 
 
@@ -172,21 +205,29 @@ def skip_counts() -> dict:
   counted (see docs/data.md). A bad record counts each time it is read: once
   per epoch unless `cache`; a resumed run counts from 0 the records it replays.
   """
-  return {name: int(_counter(name).numpy()) for name in ("skipped_records", "unread_bytes")}
+  return {
+      name: int(_counter(name).numpy())
+      for name in ("skipped_records", "unread_bytes")
+  }
 
 
 def _count_skip(records_lost, unread_bytes, *message):
   """Adds to the tallies and prints a warning (stderr: not silenced with TF's logs)."""
-  with tf.control_dependencies([
-      _counter("skipped_records").assign_add(records_lost),
-      _counter("unread_bytes").assign_add(unread_bytes),
-      tf.print("avself input WARNING:", *message, output_stream=sys.stderr)]):
+  with tf.control_dependencies(
+      [
+          _counter("skipped_records").assign_add(records_lost),
+          _counter("unread_bytes").assign_add(unread_bytes),
+          tf.print("avself input WARNING:", *message, output_stream=sys.stderr),
+      ]
+  ):
     return tf.constant(0)
 
 
 def _file_sizes(files: list[str]) -> list[int]:
   """Byte sizes of the shards (in parallel: one request each on cloud storage)."""
-  with concurrent.futures.ThreadPoolExecutor(min(32, max(1, len(files)))) as pool:
+  with concurrent.futures.ThreadPoolExecutor(
+      min(32, max(1, len(files)))
+  ) as pool:
     return list(pool.map(lambda f: tf.io.gfile.stat(f).length, files))
 
 
@@ -200,24 +241,50 @@ def _shard_records(path, size, cfg, count_stops=True):
   `count_stops`: one of the hosts that share a shard), 'fail' raises.
   """
   raw = tf.data.TFRecordDataset(path).ignore_errors(log_warning=True)
-  end = tf.data.Dataset.from_tensors(dict(record=tf.constant(b""), last=tf.constant(True)))
-  raw = raw.map(lambda r: dict(record=r, last=tf.constant(False))).concatenate(end)
+  end = tf.data.Dataset.from_tensors(
+      dict(record=tf.constant(b""), last=tf.constant(True))
+  )
+  raw = raw.map(lambda r: dict(record=r, last=tf.constant(False))).concatenate(
+      end
+  )
 
   def frame(offset, e):
     stored = tf.cast(tf.strings.length(e["record"]), tf.int64) + _FRAMING_BYTES
-    return offset + stored, dict(record=e["record"], last=e["last"], path=path, offset=offset)
+    return offset + stored, dict(
+        record=e["record"], last=e["last"], path=path, offset=offset
+    )
 
   def keep(e):  # drops the end marker after checking it
     stopped = tf.logical_and(e["last"], e["offset"] != size)
     if cfg.on_corrupt == "fail":
-      check = tf.debugging.Assert(tf.logical_not(stopped), [
-          "Record shard", path, "is truncated or corrupt: reading stopped at byte",
-          e["offset"], "of", size, "(the reader's error is logged above). "
-          "data.on_corrupt='skip' would skip the rest of this shard."])
+      check = tf.debugging.Assert(
+          tf.logical_not(stopped),
+          [
+              "Record shard",
+              path,
+              "is truncated or corrupt: reading stopped at byte",
+              e["offset"],
+              "of",
+              size,
+              "(the reader's error is logged above). "
+              "data.on_corrupt='skip' would skip the rest of this shard.",
+          ],
+      )
     elif count_stops:
-      check = tf.cond(stopped, lambda: _count_skip(
-          1, size - e["offset"], "record shard", path, "is truncated or corrupt: skipping "
-          "it from byte", e["offset"], "of", size), lambda: tf.constant(0))
+      check = tf.cond(
+          stopped,
+          lambda: _count_skip(
+              1,
+              size - e["offset"],
+              "record shard",
+              path,
+              "is truncated or corrupt: skipping " "it from byte",
+              e["offset"],
+              "of",
+              size,
+          ),
+          lambda: tf.constant(0),
+      )
     else:
       check = tf.constant(0)
     with tf.control_dependencies([check]):
@@ -233,31 +300,53 @@ def _parse_or_skip(e, cfg):
   count it and both modes name the shard and byte offset; the order of the
   records is untouched.
   """
-  parsed = tf.data.Dataset.from_tensors(e["record"]).map(functools.partial(_parse, cfg=cfg))
+  parsed = tf.data.Dataset.from_tensors(e["record"]).map(
+      functools.partial(_parse, cfg=cfg)
+  )
   parsed = parsed.ignore_errors(log_warning=True).map(lambda v: (True, v))
   empty = tf.nest.map_structure(
       lambda s: tf.zeros([0 if d is None else d for d in s.shape], s.dtype),
-      parsed.element_spec[1])
+      parsed.element_spec[1],
+  )
   failed = tf.data.Dataset.from_tensors((False, empty))
 
   def check(ok, video):
     if cfg.on_corrupt == "fail":
-      done = tf.debugging.Assert(ok, [
-          "The record at byte", e["offset"], "of", e["path"], "does not parse as an "
-          "avself/DMVR tf.train.SequenceExample (the parser's error is logged above). "
-          "data.on_corrupt='skip' would skip it."])
+      done = tf.debugging.Assert(
+          ok,
+          [
+              "The record at byte",
+              e["offset"],
+              "of",
+              e["path"],
+              "does not parse as an "
+              "avself/DMVR tf.train.SequenceExample (the parser's error is logged above). "
+              "data.on_corrupt='skip' would skip it.",
+          ],
+      )
     else:
-      done = tf.cond(ok, lambda: tf.constant(0), lambda: _count_skip(
-          1, 0, "skipping the record at byte", e["offset"], "of", e["path"],
-          "(it does not parse)"))
+      done = tf.cond(
+          ok,
+          lambda: tf.constant(0),
+          lambda: _count_skip(
+              1,
+              0,
+              "skipping the record at byte",
+              e["offset"],
+              "of",
+              e["path"],
+              "(it does not parse)",
+          ),
+      )
     with tf.control_dependencies([done]):
       return tf.identity(ok), video
 
   return parsed.concatenate(failed).take(1).map(check)
 
 
-def _read_videos(files, cfg, *, train, seed, process_index, min_samples,
-                 record_shard=None):
+def _read_videos(
+    files, cfg, *, train, seed, process_index, min_samples, record_shard=None
+):
   """Parsed videos of `files` with `index` (position in this host's stream) and `seed`.
 
   `record_shard` = (count, index) keeps every count-th record, for hosts that
@@ -266,36 +355,62 @@ def _read_videos(files, cfg, *, train, seed, process_index, min_samples,
   record that reads and parses still fails when it is decoded.
   """
   if cfg.on_corrupt not in ("skip", "fail"):
-    raise ValueError(f"data.on_corrupt must be 'skip' or 'fail', got {cfg.on_corrupt!r}")
+    raise ValueError(
+        f"data.on_corrupt must be 'skip' or 'fail', got {cfg.on_corrupt!r}"
+    )
   parallel = cfg.num_parallel_calls
-  ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(_file_sizes(files), tf.int64)))
+  ds = tf.data.Dataset.from_tensor_slices(
+      (files, tf.constant(_file_sizes(files), tf.int64))
+  )
   if train and not cfg.cache and not record_shard:
     ds = ds.shuffle(len(files), seed=seed).repeat()
-  count_stops = not record_shard or record_shard[1] == 0  # hosts sharing files: once
-  ds = ds.interleave(lambda path, size: _shard_records(path, size, cfg, count_stops),
-                     cycle_length=min(cfg.cycle_length, len(files)),
-                     block_length=1, num_parallel_calls=parallel, deterministic=True)
+  count_stops = (
+      not record_shard or record_shard[1] == 0
+  )  # hosts sharing files: once
+  ds = ds.interleave(
+      lambda path, size: _shard_records(path, size, cfg, count_stops),
+      cycle_length=min(cfg.cycle_length, len(files)),
+      block_length=1,
+      num_parallel_calls=parallel,
+      deterministic=True,
+  )
   if record_shard:
     ds = ds.shard(*record_shard)
     if train and not cfg.cache:
       ds = ds.repeat()
   # Each record yields exactly one (parsed, video), so the order is the records'.
-  ds = ds.interleave(lambda e: _parse_or_skip(e, cfg), block_length=1,
-                     num_parallel_calls=parallel, deterministic=True)
+  ds = ds.interleave(
+      lambda e: _parse_or_skip(e, cfg),
+      block_length=1,
+      num_parallel_calls=parallel,
+      deterministic=True,
+  )
   ds = ds.filter(lambda parsed, _: parsed)
   ds = ds.map(lambda _, video: video)
-  ds = ds.map(functools.partial(_check_sample_rate, cfg=cfg), num_parallel_calls=parallel)
-  ds = ds.filter(lambda v: tf.logical_and(_usable_samples(v) >= min_samples,
-                                          tf.size(v["frames"]) > 0))
+  ds = ds.map(
+      functools.partial(_check_sample_rate, cfg=cfg),
+      num_parallel_calls=parallel,
+  )
+  ds = ds.filter(
+      lambda v: tf.logical_and(
+          _usable_samples(v) >= min_samples, tf.size(v["frames"]) > 0
+      )
+  )
   if cfg.cache:  # file order is then fixed; the example shuffle still mixes
     ds = ds.cache()
     ds = ds.repeat() if train else ds
   base = tf.constant([seed, process_index], tf.int64)
-  return ds.enumerate().map(lambda i, v: {
-      **v, "index": i, "seed": tf.random.experimental.stateless_fold_in(base, i)})
+  return ds.enumerate().map(
+      lambda i, v: {
+          **v,
+          "index": i,
+          "seed": tf.random.experimental.stateless_fold_in(base, i),
+      }
+  )
 
 
 # ### Sampling: one video -> K examples (vectorised over K) ####################
+
 
 def _seconds_to_samples(seconds: float, cfg) -> int:
   return int(round(seconds * cfg.sample_rate))
@@ -313,9 +428,14 @@ def _frame_at(video, seconds: tf.Tensor) -> tf.Tensor:
 
 def _shared_fields(video, k: int, rand) -> dict:
   """Per-example fields every mode carries: identity, class and random state."""
-  video_id = tf.strings.join([video["filename"], tf.strings.as_string(video["start_us"])], "@")
-  return dict(video_id=tf.fill([k], video_id),
-              class_label=tf.fill([k], tf.cast(video["label"], tf.int32)), rand=rand)
+  video_id = tf.strings.join(
+      [video["filename"], tf.strings.as_string(video["start_us"])], "@"
+  )
+  return dict(
+      video_id=tf.fill([k], video_id),
+      class_label=tf.fill([k], tf.cast(video["label"], tf.int32)),
+      rand=rand,
+  )
 
 
 def _maybe_mono(waveform, cfg):
@@ -327,14 +447,24 @@ def _sample_frame_and_audio(video, cfg, k: int) -> dict:
   """K (frame, audio window) pairs; each frame lies inside its audio window."""
   rand = ops.draw_random_state(video["seed"], k)  # [K, P]
   n = _seconds_to_samples(cfg.audio_seconds, cfg)
-  starts = ops.uniform_int(ops.random_field(rand, "window"),
-                           _usable_samples(video) - n + 1)  # [K]
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), _usable_samples(video) - n + 1
+  )  # [K]
   per_frame = _rate(video, "fps") / _rate(video, "sample_rate")
-  first = tf.cast(tf.math.ceil(tf.cast(starts, tf.float64) * per_frame), tf.int64)
-  last = tf.cast(tf.math.ceil(tf.cast(starts + n, tf.float64) * per_frame), tf.int64) - 1
+  first = tf.cast(
+      tf.math.ceil(tf.cast(starts, tf.float64) * per_frame), tf.int64
+  )
+  last = (
+      tf.cast(
+          tf.math.ceil(tf.cast(starts + n, tf.float64) * per_frame), tf.int64
+      )
+      - 1
+  )
   last = tf.minimum(last, tf.size(video["frames"], out_type=tf.int64) - 1)
   first = tf.minimum(first, last)
-  frame = first + ops.uniform_int(ops.random_field(rand, "frame"), last - first + 1)
+  frame = first + ops.uniform_int(
+      ops.random_field(rand, "frame"), last - first + 1
+  )
   out = _shared_fields(video, k, rand)
   waveform = _maybe_mono(ops.slice_windows(video["waveform"], starts, n), cfg)
   out.update(jpeg=tf.gather(video["frames"], frame), waveform=waveform)
@@ -345,13 +475,21 @@ def _sample_clip(video, cfg, k: int, clip) -> tuple[dict, tf.Tensor]:
   """K clips of `clip.num_frames` frames over `clip.clip_seconds` with aligned audio."""
   rand = ops.draw_random_state(video["seed"], k)
   n = _seconds_to_samples(clip.clip_seconds, cfg)
-  starts = ops.uniform_int(ops.random_field(rand, "window"),
-                           _usable_samples(video) - n + 1)
-  offsets = tf.range(clip.num_frames, dtype=tf.float64) * (clip.clip_seconds / clip.num_frames)
-  times = tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate") + offsets
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), _usable_samples(video) - n + 1
+  )
+  offsets = tf.range(clip.num_frames, dtype=tf.float64) * (
+      clip.clip_seconds / clip.num_frames
+  )
+  times = (
+      tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate")
+      + offsets
+  )
   out = _shared_fields(video, k, rand)
-  out.update(jpeg=tf.gather(video["frames"], _frame_at(video, times)),  # [K, N]
-             waveform=ops.slice_windows(video["waveform"], starts, n))  # [K, n, C]
+  out.update(
+      jpeg=tf.gather(video["frames"], _frame_at(video, times)),  # [K, N]
+      waveform=ops.slice_windows(video["waveform"], starts, n),
+  )  # [K, n, C]
   return out, starts
 
 
@@ -364,12 +502,17 @@ def _shift(starts, rand, usable, n: int, sync, sample_rate: int):
   shorter than clip + 2 * shift (e.g. 10 s videos, 4.2 s clips, shifts > 2.9 s).
   """
   seconds = sync.min_shift + ops.random_field(rand, "shift") * (
-      sync.max_shift - sync.min_shift)
+      sync.max_shift - sync.min_shift
+  )
   size = tf.cast(tf.round(tf.cast(seconds, tf.float64) * sample_rate), tf.int64)
   up_fits = starts + size <= usable - n
   down_fits = starts - size >= 0
-  go_down = tf.logical_and(down_fits, tf.logical_or(
-      tf.logical_not(up_fits), ops.random_field(rand, "shift_sign") < 0.5))
+  go_down = tf.logical_and(
+      down_fits,
+      tf.logical_or(
+          tf.logical_not(up_fits), ops.random_field(rand, "shift_sign") < 0.5
+      ),
+  )
   return tf.where(go_down, -size, size)
 
 
@@ -380,7 +523,9 @@ def _sample_sync(video, cfg, k: int) -> dict:
   usable = _usable_samples(video)
   shift = _shift(starts, out["rand"], usable, n, cfg.sync, cfg.sample_rate)
   looped = ops.circular(video["waveform"], usable, n)
-  shifted = ops.slice_windows(looped, tf.math.floormod(starts + shift, usable), n)
+  shifted = ops.slice_windows(
+      looped, tf.math.floormod(starts + shift, usable), n
+  )
   if not cfg.sync.paired:
     aligned = ops.random_field(out["rand"], "pair") < 0.5  # [K]
     out["waveform"] = tf.where(aligned[:, None, None], out["waveform"], shifted)
@@ -388,7 +533,9 @@ def _sample_sync(video, cfg, k: int) -> dict:
     out["label"] = tf.cast(aligned, tf.int32)
   else:
     out["shifted_waveform"] = shifted
-  out["shift_seconds"] = tf.cast(tf.cast(shift, tf.float64) / cfg.sample_rate, tf.float32)
+  out["shift_seconds"] = tf.cast(
+      tf.cast(shift, tf.float64) / cfg.sample_rate, tf.float32
+  )
   return out
 
 
@@ -396,23 +543,31 @@ def _sample_clip_windows(video, cfg) -> dict:
   """Non-overlapping windows (all, or `clips_per_video` spread out) with their centre frames."""
   n = _seconds_to_samples(cfg.audio_seconds, cfg)
   total = _usable_samples(video) // n
-  count = total if not cfg.clips_per_video else tf.minimum(total, cfg.clips_per_video)
+  count = (
+      total
+      if not cfg.clips_per_video
+      else tf.minimum(total, cfg.clips_per_video)
+  )
   # M window numbers, evenly spread: (2j + 1) W // 2M is j itself when M = W.
   chosen = (2 * tf.range(count, dtype=tf.int64) + 1) * total // (2 * count)
   starts = chosen * n
   centres = (tf.cast(starts, tf.float64) + n / 2) / _rate(video, "sample_rate")
   channels = tf.shape(video["waveform"], out_type=tf.int64)[1]
-  flat = tf.reshape(video["waveform"], [-1])[:total * n * channels]
+  flat = tf.reshape(video["waveform"], [-1])[: total * n * channels]
   windows = tf.reshape(flat, tf.stack([total, n, channels]))  # [W, n, C]
-  return dict(jpeg=tf.gather(video["frames"], _frame_at(video, centres)),
-              waveform=_maybe_mono(tf.gather(windows, chosen), cfg),
-              label=tf.fill([count], tf.cast(video["label"], tf.int32)),
-              video_index=tf.fill([count], tf.cast(video["index"], tf.int32)),
-              window_start=tf.cast(tf.cast(starts, tf.float64)
-                                   / _rate(video, "sample_rate"), tf.float32))
+  return dict(
+      jpeg=tf.gather(video["frames"], _frame_at(video, centres)),
+      waveform=_maybe_mono(tf.gather(windows, chosen), cfg),
+      label=tf.fill([count], tf.cast(video["label"], tf.int32)),
+      video_index=tf.fill([count], tf.cast(video["index"], tf.int32)),
+      window_start=tf.cast(
+          tf.cast(starts, tf.float64) / _rate(video, "sample_rate"), tf.float32
+      ),
+  )
 
 
 # ### Pairing ################################################################
+
 
 def _pair_in_batch(batch: dict) -> dict:
   """AVC: example i keeps its frame with probability 1/2, else shows example i^1's.
@@ -423,12 +578,19 @@ def _pair_in_batch(batch: dict) -> dict:
   """
   size = batch["jpeg"].shape[0]
   own = tf.range(size)
-  source = tf.where(ops.random_field(batch["rand"], "pair") < 0.5, own,
-                    tf.bitwise.bitwise_xor(own, 1))
+  source = tf.where(
+      ops.random_field(batch["rand"], "pair") < 0.5,
+      own,
+      tf.bitwise.bitwise_xor(own, 1),
+  )
   out = dict(batch)
   out["jpeg"] = tf.gather(batch["jpeg"], source)
-  out["class_label"] = tf.gather(batch["class_label"], source)  # the frame's video
-  out["label"] = tf.cast(tf.gather(batch["video_id"], source) == batch["video_id"], tf.int32)
+  out["class_label"] = tf.gather(
+      batch["class_label"], source
+  )  # the frame's video
+  out["label"] = tf.cast(
+      tf.gather(batch["video_id"], source) == batch["video_id"], tf.int32
+  )
   return out
 
 
@@ -439,6 +601,7 @@ def _add_off_screen(pair: dict) -> dict:
 
 # ### Batched decoding and finishing ##########################################
 
+
 def _decode(jpegs: tf.Tensor, rand, cfg, train: bool) -> tf.Tensor:
   """Decodes a batch of frames [B] or clips [B, N] to uint8 [B, (N,) S, S, 3]."""
   size = cfg.image_size
@@ -447,15 +610,21 @@ def _decode(jpegs: tf.Tensor, rand, cfg, train: bool) -> tf.Tensor:
     jpeg, r = args
     crop = {}
     if train:
-      crop = dict(u_y=ops.random_field(r, "crop_y"), u_x=ops.random_field(r, "crop_x"))
-    image = ops.decode_crop(jpeg, size=size, resize_shorter=cfg.resize_shorter, **crop)
+      crop = dict(
+          u_y=ops.random_field(r, "crop_y"), u_x=ops.random_field(r, "crop_x")
+      )
+    image = ops.decode_crop(
+        jpeg, size=size, resize_shorter=cfg.resize_shorter, **crop
+    )
     if train and cfg.augment.flip:
       image = ops.maybe_flip(image, ops.random_field(r, "flip"))
     return image
 
   if rand is None:
     rand = tf.zeros([tf.shape(jpegs)[0], len(ops.RANDOM_FIELDS)])
-  signature = tf.TensorSpec(jpegs.shape[1:].as_list() + [size, size, 3], tf.uint8)
+  signature = tf.TensorSpec(
+      jpegs.shape[1:].as_list() + [size, size, 3], tf.uint8
+  )
   return tf.map_fn(one, (jpegs, rand), fn_output_signature=signature)
 
 
@@ -464,12 +633,17 @@ def _jitter(batch: dict, cfg, train: bool) -> dict:
   if not train:
     return dict(brightness=None, saturation=None, gain=None)
   factors = ops.jitter_factors(batch["rand"], cfg.augment)
-  amounts = dict(brightness=cfg.augment.brightness, saturation=cfg.augment.saturation,
-                 gain=cfg.augment.audio_gain)
+  amounts = dict(
+      brightness=cfg.augment.brightness,
+      saturation=cfg.augment.saturation,
+      gain=cfg.augment.audio_gain,
+  )
   return {name: factors[name] if amounts[name] else None for name in factors}
 
 
-def _finish(batch: dict, cfg, *, train: bool, mode: str, batch_size: int) -> dict:
+def _finish(
+    batch: dict, cfg, *, train: bool, mode: str, batch_size: int
+) -> dict:
   """Pairs, decodes, augments and computes spectrograms for one batch; keeps the mode's keys."""
   if mode == "avc":
     batch = _pair_in_batch(batch)
@@ -478,32 +652,64 @@ def _finish(batch: dict, cfg, *, train: bool, mode: str, batch_size: int) -> dic
   if mode == "clips":
     batch = ops.pad_batch(batch, batch_size)
   jitter = _jitter(batch, cfg, train)
-  image = ops.finish_images(batch["image"], jitter["brightness"], jitter["saturation"])
+  image = ops.finish_images(
+      batch["image"], jitter["brightness"], jitter["saturation"]
+  )
   if mode in ("avc", "pairs", "clips"):
-    out = dict(image=image, audio=ops.spectrogram_batch(
-        batch["waveform"], cfg.spectrogram, cfg.sample_rate, gain=jitter["gain"]))
+    out = dict(
+        image=image,
+        audio=ops.spectrogram_batch(
+            batch["waveform"],
+            cfg.spectrogram,
+            cfg.sample_rate,
+            gain=jitter["gain"],
+        ),
+    )
     if mode == "avc":
       return dict(out, label=batch["label"], class_label=batch["class_label"])
     if mode == "pairs":
-      return dict(out, label=tf.ones_like(batch["class_label"]),
-                  class_label=batch["class_label"], audio_class_label=batch["class_label"])
-    return dict(out, **{k: batch[k] for k in ("label", "video_index", "window_start", "mask")})
+      return dict(
+          out,
+          label=tf.ones_like(batch["class_label"]),
+          class_label=batch["class_label"],
+          audio_class_label=batch["class_label"],
+      )
+    return dict(
+        out,
+        **{
+            k: batch[k]
+            for k in ("label", "video_index", "window_start", "mask")
+        },
+    )
 
   def gained(waveform):  # one gain per example for all of its audio
-    return waveform if jitter["gain"] is None else waveform * jitter["gain"][:, None, None]
+    return (
+        waveform
+        if jitter["gain"] is None
+        else waveform * jitter["gain"][:, None, None]
+    )
 
   out = dict(video=image, class_label=batch["class_label"])
   if mode == "mixture":
-    on_screen, off_screen = gained(batch["waveform"]), gained(batch["off_screen_waveform"])
-    return dict(out, mixture_waveform=on_screen + off_screen, on_screen_waveform=on_screen,
-                off_screen_waveform=off_screen)
-  out.update(waveform=gained(batch["waveform"]), shift_seconds=batch["shift_seconds"])
+    on_screen, off_screen = gained(batch["waveform"]), gained(
+        batch["off_screen_waveform"]
+    )
+    return dict(
+        out,
+        mixture_waveform=on_screen + off_screen,
+        on_screen_waveform=on_screen,
+        off_screen_waveform=off_screen,
+    )
+  out.update(
+      waveform=gained(batch["waveform"]), shift_seconds=batch["shift_seconds"]
+  )
   if cfg.sync.paired:
     return dict(out, shifted_waveform=gained(batch["shifted_waveform"]))
   return dict(out, label=batch["label"])
 
 
 # ### Assembly #################################################################
+
 
 def _min_samples(cfg, mode: str) -> int:
   """Usable audio a video needs for one example of `mode`."""
@@ -517,20 +723,36 @@ def _min_samples(cfg, mode: str) -> int:
 def _examples(videos, cfg, *, mode: str, seed: int):
   """Videos -> shuffled undecoded examples (mixture: paired; avc pairs in `_finish`)."""
   k = cfg.samples_per_video
-  sample = dict(avc=_sample_frame_and_audio, pairs=_sample_frame_and_audio, sync=_sample_sync,
-                mixture=lambda v, c, k: _sample_clip(v, c, k, c.mixture)[0])[mode]
-  ds = videos.map(lambda v: sample(v, cfg, k), num_parallel_calls=cfg.num_parallel_calls)
+  sample = dict(
+      avc=_sample_frame_and_audio,
+      pairs=_sample_frame_and_audio,
+      sync=_sample_sync,
+      mixture=lambda v, c, k: _sample_clip(v, c, k, c.mixture)[0],
+  )[mode]
+  ds = videos.map(
+      lambda v: sample(v, cfg, k), num_parallel_calls=cfg.num_parallel_calls
+  )
   ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=seed + 1)
   if mode == "mixture":
     # A video mixed with itself has no off-screen source: drop such (rare) pairs.
-    ds = ds.batch(2, drop_remainder=True).filter(lambda p: p["video_id"][0] != p["video_id"][1])
+    ds = ds.batch(2, drop_remainder=True).filter(
+        lambda p: p["video_id"][0] != p["video_id"][1]
+    )
     ds = ds.map(_add_off_screen).unbatch()
   return ds
 
 
-def make_dataset(data_config, *, mode: str, split: str, batch_size: int, train: bool,
-                 seed: int, process_index: Optional[int] = None,
-                 process_count: Optional[int] = None) -> tf.data.Dataset:
+def make_dataset(
+    data_config,
+    *,
+    mode: str,
+    split: str,
+    batch_size: int,
+    train: bool,
+    seed: int,
+    process_index: Optional[int] = None,
+    process_count: Optional[int] = None,
+) -> tf.data.Dataset:
   """This host's batches of `mode` (see the module docstring for the keys).
 
   Training data repeat forever; otherwise the dataset is finite. Same
@@ -542,22 +764,41 @@ def make_dataset(data_config, *, mode: str, split: str, batch_size: int, train: 
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
   if cfg.keep_freed_memory:
     keep_freed_memory()
-  process_index = jax.process_index() if process_index is None else process_index
-  process_count = jax.process_count() if process_count is None else process_count
+  process_index = (
+      jax.process_index() if process_index is None else process_index
+  )
+  process_count = (
+      jax.process_count() if process_count is None else process_count
+  )
   shards = records.list_shards(cfg.path, split)
   files = host_shards(shards, process_index, process_count)
-  record_shard = (process_count, process_index) if len(shards) < process_count else None
+  record_shard = (
+      (process_count, process_index) if len(shards) < process_count else None
+  )
   if mode == "clips":
     train = False  # evaluation clips: one pass, centre crops, no jitter
-  videos = _read_videos(files, cfg, train=train, seed=seed, process_index=process_index,
-                        min_samples=_min_samples(cfg, mode), record_shard=record_shard)
+  videos = _read_videos(
+      files,
+      cfg,
+      train=train,
+      seed=seed,
+      process_index=process_index,
+      min_samples=_min_samples(cfg, mode),
+      record_shard=record_shard,
+  )
   if mode == "clips":
-    ds = videos.map(lambda v: _sample_clip_windows(v, cfg),
-                    num_parallel_calls=cfg.num_parallel_calls).unbatch()
+    ds = videos.map(
+        lambda v: _sample_clip_windows(v, cfg),
+        num_parallel_calls=cfg.num_parallel_calls,
+    ).unbatch()
     ds = ds.batch(batch_size)  # the short last batch is padded in _finish
   else:
-    ds = _examples(videos, cfg, mode=mode, seed=seed).batch(batch_size, drop_remainder=True)
-  finish = functools.partial(_finish, cfg=cfg, train=train, mode=mode, batch_size=batch_size)
+    ds = _examples(videos, cfg, mode=mode, seed=seed).batch(
+        batch_size, drop_remainder=True
+    )
+  finish = functools.partial(
+      _finish, cfg=cfg, train=train, mode=mode, batch_size=batch_size
+  )
   ds = ds.map(finish, num_parallel_calls=cfg.num_parallel_calls)
   options = tf.data.Options()
   options.deterministic = True

@@ -8,6 +8,7 @@ falls back to defaults from the config when a key is absent.
 Layout on disk: `DIR/{split}.tfrecord-{i:05d}-of-{n:05d}` plus
 `DIR/manifest.json` (see docs/data.md).
 """
+
 import glob
 import json
 import os
@@ -32,8 +33,12 @@ CHANNELS_KEY = "audio/num_channels"
 
 # Feature-list keys.
 FRAMES_KEY = "image/encoded"  # one JPEG per frame
-WAVEFORM_FLOATS_KEY = "WAVEFORM/feature/floats"  # DMVR: float lists, concatenated
-WAVEFORM_PCM_KEY = "WAVEFORM/feature/pcm_s16le"  # avself: int16 LE bytes, interleaved
+WAVEFORM_FLOATS_KEY = (
+    "WAVEFORM/feature/floats"  # DMVR: float lists, concatenated
+)
+WAVEFORM_PCM_KEY = (
+    "WAVEFORM/feature/pcm_s16le"  # avself: int16 LE bytes, interleaved
+)
 
 # Audio is chunked so no single feature grows without bound (1 s per chunk).
 _PCM_SCALE = 32767.0
@@ -41,7 +46,9 @@ _PCM_SCALE = 32767.0
 
 def shard_path(directory: str, split: str, index: int, num_shards: int) -> str:
   """Path of one record shard."""
-  return os.path.join(directory, f"{split}.tfrecord-{index:05d}-of-{num_shards:05d}")
+  return os.path.join(
+      directory, f"{split}.tfrecord-{index:05d}-of-{num_shards:05d}"
+  )
 
 
 def list_shards(directory: str, split: str) -> list[str]:
@@ -52,7 +59,8 @@ def list_shards(directory: str, split: str) -> list[str]:
   if not files:
     raise FileNotFoundError(
         f"No record shards for split {split!r} in {directory!r} "
-        f"(expected {split}.tfrecord-*-of-*). Run `python -m avself.data.prepare`.")
+        f"(expected {split}.tfrecord-*-of-*). Run `python -m avself.data.prepare`."
+    )
   return files
 
 
@@ -116,18 +124,27 @@ def make_sequence_example(
     pcm = np.clip(np.round(waveform * _PCM_SCALE), -32768, 32767).astype("<i2")
     audio = lists[WAVEFORM_PCM_KEY]
     for s in range(0, num_samples, chunk):
-      audio.feature.add().bytes_list.value.append(pcm[s:s + chunk].tobytes())
+      audio.feature.add().bytes_list.value.append(pcm[s : s + chunk].tobytes())
   elif audio_format == "floats":
     audio = lists[WAVEFORM_FLOATS_KEY]
     for s in range(0, num_samples, chunk):
-      audio.feature.add().float_list.value.extend(waveform[s:s + chunk].reshape(-1))
+      audio.feature.add().float_list.value.extend(
+          waveform[s : s + chunk].reshape(-1)
+      )
   else:
-    raise ValueError(f"audio_format must be 'pcm_s16le' or 'floats', got {audio_format!r}")
+    raise ValueError(
+        f"audio_format must be 'pcm_s16le' or 'floats', got {audio_format!r}"
+    )
   return ex
 
 
-def parse(serialized: tf.Tensor, *, default_fps: float = 25.0,
-          default_sample_rate: int = 48000, default_channels: int = 1) -> dict:
+def parse(
+    serialized: tf.Tensor,
+    *,
+    default_fps: float = 25.0,
+    default_sample_rate: int = 48000,
+    default_channels: int = 1,
+) -> dict:
   """Parses one serialized record into tensors (works eagerly and in tf.data).
 
   Returns a dict with `filename` (string), `frames` ([T] JPEG strings),
@@ -141,8 +158,11 @@ def parse(serialized: tf.Tensor, *, default_fps: float = 25.0,
       LABEL_INDEX_KEY: tf.io.VarLenFeature(tf.int64),
       FPS_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=default_fps),
       SAMPLE_RATE_KEY: tf.io.FixedLenFeature(
-          [], tf.int64, default_value=default_sample_rate),
-      CHANNELS_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=default_channels),
+          [], tf.int64, default_value=default_sample_rate
+      ),
+      CHANNELS_KEY: tf.io.FixedLenFeature(
+          [], tf.int64, default_value=default_channels
+      ),
   }
   sequence_spec = {
       FRAMES_KEY: tf.io.RaggedFeature(tf.string),
@@ -150,7 +170,8 @@ def parse(serialized: tf.Tensor, *, default_fps: float = 25.0,
       WAVEFORM_PCM_KEY: tf.io.RaggedFeature(tf.string),
   }
   ctx, seq = tf.io.parse_single_sequence_example(
-      serialized, context_features=context_spec, sequence_features=sequence_spec)
+      serialized, context_features=context_spec, sequence_features=sequence_spec
+  )
   channels = tf.maximum(ctx[CHANNELS_KEY], 1)
   frames = seq[FRAMES_KEY].flat_values
   pcm_chunks = seq[WAVEFORM_PCM_KEY].flat_values
@@ -159,15 +180,21 @@ def parse(serialized: tf.Tensor, *, default_fps: float = 25.0,
   def from_pcm():
     # Chunks differ in length (the last is short): join, then decode once.
     joined = tf.strings.reduce_join(pcm_chunks)
-    return tf.cast(tf.io.decode_raw(joined, tf.int16, little_endian=True),
-                   tf.float32) / _PCM_SCALE
+    return (
+        tf.cast(
+            tf.io.decode_raw(joined, tf.int16, little_endian=True), tf.float32
+        )
+        / _PCM_SCALE
+    )
 
   samples = tf.cond(tf.size(pcm_chunks) > 0, from_pcm, lambda: float_samples)
   samples = tf.reshape(samples, [-1])
   usable = (tf.size(samples, out_type=tf.int64) // channels) * channels
   waveform = tf.reshape(samples[:usable], tf.stack([-1, channels]))
   labels = tf.sparse.to_dense(ctx[LABEL_INDEX_KEY])
-  label = tf.cond(tf.size(labels) > 0, lambda: labels[0], lambda: tf.constant(-1, tf.int64))
+  label = tf.cond(
+      tf.size(labels) > 0, lambda: labels[0], lambda: tf.constant(-1, tf.int64)
+  )
   return {
       "filename": ctx[FILENAME_KEY],
       "frames": frames,
@@ -181,7 +208,9 @@ def parse(serialized: tf.Tensor, *, default_fps: float = 25.0,
   }
 
 
-def write_records(path: str, examples: Iterable[tf.train.SequenceExample]) -> int:
+def write_records(
+    path: str, examples: Iterable[tf.train.SequenceExample]
+) -> int:
   """Writes examples to one TFRecord file atomically; returns how many."""
   tmp = path + ".tmp"
   count = 0

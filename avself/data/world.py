@@ -4,6 +4,7 @@ Runs the same two commands a user would (`avself.data.synthetic`, then
 `avself.data.prepare`), so the demo exercises the real ingest path: mp4
 files with H.264 video and AAC audio, decoded by PyAV into TFRecords.
 """
+
 import contextlib
 import dataclasses
 import fcntl
@@ -18,7 +19,8 @@ import jax
 def cache_root(data_config) -> str:
   """Where the world and its records live (~/.cache/avself by default)."""
   root = data_config.synthetic.get("cache_dir") or os.path.join(
-      os.path.expanduser("~"), ".cache", "avself")
+      os.path.expanduser("~"), ".cache", "avself"
+  )
   return os.path.abspath(root)
 
 
@@ -45,6 +47,7 @@ def ensure_synthetic_records(data_config) -> str:
       _build(s, data_config, videos_dir, records_dir)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     multihost_utils.sync_global_devices("avself_synthetic_records")
   return records_dir
 
@@ -69,21 +72,41 @@ def building(root: str):
 def _build(s, data_config, videos_dir, records_dir) -> None:
   from avself.data import prepare  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+
   workers = s.workers or os.cpu_count() or 1
   # Every WorldOptions field the config sets (older configs lack the newer ones).
-  options = {f.name: s[f.name] for f in dataclasses.fields(synthetic.WorldOptions)
-             if f.name in s}
+  options = {
+      f.name: s[f.name]
+      for f in dataclasses.fields(synthetic.WorldOptions)
+      if f.name in s
+  }
   options.update(fps=int(s.fps), channels=data_config.get("channels", 1))
   summary = synthetic.generate(
-      videos_dir, s.num_videos, s.seed, workers=workers, write_stems=s.write_stems,
-      **options)
-  logging.info("Synthetic world in %s (%s)", videos_dir,
-               "cached" if summary.get("cached") else "generated")
+      videos_dir,
+      s.num_videos,
+      s.seed,
+      workers=workers,
+      write_stems=s.write_stems,
+      **options,
+  )
+  logging.info(
+      "Synthetic world in %s (%s)",
+      videos_dir,
+      "cached" if summary.get("cached") else "generated",
+  )
   manifest = prepare.prepare(
-      os.path.join(videos_dir, "videos"), records_dir,
+      os.path.join(videos_dir, "videos"),
+      records_dir,
       labels=os.path.join(videos_dir, "labels.csv"),
-      sample_rate=data_config.sample_rate, channels=data_config.get("channels", 1),
-      fps=s.prepare_fps, shorter_side=s.shorter_side, num_shards=s.num_shards,
-      workers=workers)
-  logging.info("Synthetic records in %s: %s", records_dir,
-               {k: v.get("num_videos") for k, v in manifest.get("splits", {}).items()})
+      sample_rate=data_config.sample_rate,
+      channels=data_config.get("channels", 1),
+      fps=s.prepare_fps,
+      shorter_side=s.shorter_side,
+      num_shards=s.num_shards,
+      workers=workers,
+  )
+  logging.info(
+      "Synthetic records in %s: %s",
+      records_dir,
+      {k: v.get("num_videos") for k, v in manifest.get("splits", {}).items()},
+  )

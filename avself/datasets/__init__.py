@@ -15,6 +15,7 @@ The linear-probe evaluator reads all three the same way:
     #  "label": int64, "fold": int32 (-1 if none), "filename": string,
     #  Kinetics-Sounds only: "frames": string [T] JPEG, "fps": float32}
 """
+
 import functools
 import importlib.resources
 import importlib.resources.abc
@@ -57,23 +58,32 @@ def get_builder(name: str, data_dir: str, manual_dir: Optional[str] = None):
   builder = tfds.builder(name, data_dir=data_dir)
   if manual_dir is not None:
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+    )
   elif not builder.is_prepared():
     raise FileNotFoundError(
         f"{name!r} is not built in {data_dir!r}: pass manual_dir, or run "
         f"`python -m avself.datasets.build --name={name} --manual_dir=DIR "
-        f"--data_dir={data_dir}` (see docs/datasets.md).")
+        f"--data_dir={data_dir}` (see docs/datasets.md)."
+    )
   return builder
 
 
 def label_names(name: str, data_dir: Optional[str] = None) -> list[str]:
   """Class names of a probe dataset, in label-index order."""
-  return list(tfds.builder(name, data_dir=data_dir).info.features["label"].names)
+  return list(
+      tfds.builder(name, data_dir=data_dir).info.features["label"].names
+  )
 
 
-def load_probe_dataset(name: str, data_dir: str, manual_dir: Optional[str] = None,
-                       split: str = "train", *, decode_frames: bool = False
-                       ) -> tf.data.Dataset:
+def load_probe_dataset(
+    name: str,
+    data_dir: str,
+    manual_dir: Optional[str] = None,
+    split: str = "train",
+    *,
+    decode_frames: bool = False,
+) -> tf.data.Dataset:
   """One probe dataset as dicts with mono float32 audio (see the module docstring).
 
   Args:
@@ -88,15 +98,26 @@ def load_probe_dataset(name: str, data_dir: str, manual_dir: Optional[str] = Non
   """
   builder = get_builder(name, data_dir, manual_dir)
   has_video = "video" in builder.info.features
-  decoders = {"video": tfds.decode.SkipDecoding()} if has_video and not decode_frames else None
+  decoders = (
+      {"video": tfds.decode.SkipDecoding()}
+      if has_video and not decode_frames
+      else None
+  )
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
   fps = getattr(builder.builder_config, "fps", None)
-  return ds.map(functools.partial(
-      _probe_example, sample_rate=builder.info.features["audio"].sample_rate, fps=fps),
-                num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.map(
+      functools.partial(
+          _probe_example,
+          sample_rate=builder.info.features["audio"].sample_rate,
+          fps=fps,
+      ),
+      num_parallel_calls=tf.data.AUTOTUNE,
+  )
 
 
-def _probe_example(example: dict, *, sample_rate: int, fps: Optional[float]) -> dict:
+def _probe_example(
+    example: dict, *, sample_rate: int, fps: Optional[float]
+) -> dict:
   """A builder's example in the probe's uniform layout."""
   audio = tf.cast(example["audio"], tf.float32) / INT16_SCALE  # [N] or [N, C]
   if audio.shape.rank == 2:
@@ -105,7 +126,9 @@ def _probe_example(example: dict, *, sample_rate: int, fps: Optional[float]) -> 
       "audio": audio,
       "sample_rate": tf.constant(sample_rate, tf.int32),
       "label": example["label"],
-      "fold": tf.cast(example["fold"], tf.int32) if "fold" in example else tf.constant(-1),
+      "fold": tf.cast(example["fold"], tf.int32)
+      if "fold" in example
+      else tf.constant(-1),
       "filename": example["filename"],
   }
   if "video" in example:

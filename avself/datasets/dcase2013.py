@@ -13,6 +13,7 @@ each scene the files, sorted by number, are cut into 5 consecutive blocks
 tend to come from the same session, so keeping them in one fold avoids
 training and testing on near-duplicate recordings.
 """
+
 import os
 import re
 
@@ -22,8 +23,18 @@ import tensorflow_datasets as tfds
 from avself.datasets import features
 from avself.datasets import files
 
-SCENES = ("bus", "busystreet", "office", "openairmarket", "park", "quietstreet",
-          "restaurant", "supermarket", "tube", "tubestation")
+SCENES = (
+    "bus",
+    "busystreet",
+    "office",
+    "openairmarket",
+    "park",
+    "quietstreet",
+    "restaurant",
+    "supermarket",
+    "tube",
+    "tubestation",
+)
 SAMPLE_RATE = 44100
 NUM_FOLDS = 5
 DEV_FOLDER = "scenes_stereo"
@@ -31,7 +42,9 @@ TEST_FOLDER = "scenes_stereo_testset"
 
 # Longest names first, so "busystreet01" is not read as "bus" + "ystreet01".
 _NAME_RE = re.compile(
-    r"^(%s)(\d+)\.wav$" % "|".join(sorted(SCENES, key=len, reverse=True)), re.IGNORECASE)
+    r"^(%s)(\d+)\.wav$" % "|".join(sorted(SCENES, key=len, reverse=True)),
+    re.IGNORECASE,
+)
 
 _CITATION = """@article{stowell2015detection,
   title={Detection and Classification of Acoustic Scenes and Events},
@@ -48,7 +61,9 @@ def parse_name(filename: str):
   return (match.group(1).lower(), int(match.group(2))) if match else None
 
 
-def assign_folds(filenames: list[str], num_folds: int = NUM_FOLDS) -> dict[str, int]:
+def assign_folds(
+    filenames: list[str], num_folds: int = NUM_FOLDS
+) -> dict[str, int]:
   """Fold (1..num_folds) of each dev file: consecutive blocks within each scene."""
   by_scene = {}
   for name in filenames:
@@ -75,7 +90,9 @@ class Dcase2013Scenes(tfds.core.GeneratorBasedBuilder):
 
   name = "dcase2013_scenes"
   VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: int16 stereo audio, fixed 5 folds."}
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: int16 stereo audio, fixed 5 folds."
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
   Download the DCASE 2013 scene classification development set (and, optionally,
   the test set released after the challenge), linked from the challenge page
@@ -88,16 +105,20 @@ class Dcase2013Scenes(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=("DCASE 2013 acoustic scene classification: 30 s stereo "
-                     "recordings of 10 scenes. Audio is the original 44.1 kHz "
-                     "16-bit PCM, int16 [N, 2]. `fold` 1..5 (see the builder's "
-                     "docstring for the fold rule); -1 in `test`."),
-        features=tfds.features.FeaturesDict({
-            "audio": features.pcm_audio(SAMPLE_RATE, channels=2),
-            "label": tfds.features.ClassLabel(names=SCENES),
-            "fold": np.int32,
-            "filename": tfds.features.Text(),
-        }),
+        description=(
+            "DCASE 2013 acoustic scene classification: 30 s stereo "
+            "recordings of 10 scenes. Audio is the original 44.1 kHz "
+            "16-bit PCM, int16 [N, 2]. `fold` 1..5 (see the builder's "
+            "docstring for the fold rule); -1 in `test`."
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                "audio": features.pcm_audio(SAMPLE_RATE, channels=2),
+                "label": tfds.features.ClassLabel(names=SCENES),
+                "fold": np.int32,
+                "filename": tfds.features.Text(),
+            }
+        ),
         supervised_keys=("audio", "label"),
         homepage="https://c4dm.eecs.qmul.ac.uk/sceneseventschallenge/",
         citation=_CITATION,
@@ -105,8 +126,12 @@ class Dcase2013Scenes(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     manual_dir = os.fspath(dl_manager.manual_dir)
-    splits = {"train": self._generate_examples(
-        files.require_folder(manual_dir, DEV_FOLDER, dl_manager), with_folds=True)}
+    splits = {
+        "train": self._generate_examples(
+            files.require_folder(manual_dir, DEV_FOLDER, dl_manager),
+            with_folds=True,
+        )
+    }
     test = files.find_folder(manual_dir, TEST_FOLDER, dl_manager)
     if test is not None:
       splits["test"] = self._generate_examples(test, with_folds=False)
@@ -119,7 +144,9 @@ class Dcase2013Scenes(tfds.core.GeneratorBasedBuilder):
     for name in names:
       scene, _ = parse_name(name)
       yield name, {
-          "audio": files.read_wav(os.path.join(folder, name), SAMPLE_RATE, channels=2),
+          "audio": files.read_wav(
+              os.path.join(folder, name), SAMPLE_RATE, channels=2
+          ),
           "label": SCENES.index(scene),
           "fold": folds.get(name, -1),
           "filename": name,

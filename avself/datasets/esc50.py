@@ -10,6 +10,7 @@ One `train` split holds every clip; `fold` (1..5) is a feature, because the
 protocol is 5-fold cross-validation over the predefined folds (clips cut from
 one recording share a fold, so never split them by hand).
 """
+
 import csv
 import os
 
@@ -25,20 +26,70 @@ NUM_FOLDS = 5
 
 # Category names in `target` order (meta/esc50.csv).
 CATEGORIES = (
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
-    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops",
-    "wind", "pouring_water", "toilet_flush", "thunderstorm",
-    "crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps",
-    "laughing", "brushing_teeth", "snoring", "drinking_sipping",
-    "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
-    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
+    "dog",
+    "rooster",
+    "pig",
+    "cow",
+    "frog",
+    "cat",
+    "hen",
+    "insects",
+    "sheep",
+    "crow",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "chirping_birds",
+    "water_drops",
+    "wind",
+    "pouring_water",
+    "toilet_flush",
+    "thunderstorm",
+    "crying_baby",
+    "sneezing",
+    "clapping",
+    "breathing",
+    "coughing",
+    "footsteps",
+    "laughing",
+    "brushing_teeth",
+    "snoring",
+    "drinking_sipping",
+    "door_wood_knock",
+    "mouse_click",
+    "keyboard_typing",
+    "door_wood_creaks",
+    "can_opening",
+    "washing_machine",
+    "vacuum_cleaner",
+    "clock_alarm",
+    "clock_tick",
     "glass_breaking",
-    "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells",
-    "airplane", "fireworks", "hand_saw",
+    "helicopter",
+    "chainsaw",
+    "siren",
+    "car_horn",
+    "engine",
+    "train",
+    "church_bells",
+    "airplane",
+    "fireworks",
+    "hand_saw",
 )
 # The ESC-10 subset (the `esc10` column).
-ESC10 = ("dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby",
-         "sneezing", "clock_tick", "helicopter", "chainsaw")
+ESC10 = (
+    "dog",
+    "rooster",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crying_baby",
+    "sneezing",
+    "clock_tick",
+    "helicopter",
+    "chainsaw",
+)
 
 _CITATION = """@inproceedings{piczak2015esc,
   title={{ESC}: Dataset for Environmental Sound Classification},
@@ -54,7 +105,9 @@ class Esc50(tfds.core.GeneratorBasedBuilder):
 
   name = "esc50"
   VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: int16 audio at 44.1 kHz, fold feature."}
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: int16 audio at 44.1 kHz, fold feature."
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
   Download https://github.com/karolpiczak/ESC-50/archive/master.zip and unzip it
   in manual_dir, so that manual_dir/{ARCHIVE_FOLDER}/audio/*.wav and
@@ -65,24 +118,29 @@ class Esc50(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=("ESC-50: 2,000 5-second clips of environmental sounds in 50 "
-                     "classes, in 5 folds for cross-validation. Audio is the "
-                     "original 44.1 kHz mono 16-bit PCM (int16; divide by 32768)."),
-        features=tfds.features.FeaturesDict({
-            "audio": features.pcm_audio(SAMPLE_RATE),
-            "label": tfds.features.ClassLabel(names=CATEGORIES),
-            "fold": np.int32,
-            "filename": tfds.features.Text(),
-            "esc10": np.bool_,
-        }),
+        description=(
+            "ESC-50: 2,000 5-second clips of environmental sounds in 50 "
+            "classes, in 5 folds for cross-validation. Audio is the "
+            "original 44.1 kHz mono 16-bit PCM (int16; divide by 32768)."
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                "audio": features.pcm_audio(SAMPLE_RATE),
+                "label": tfds.features.ClassLabel(names=CATEGORIES),
+                "fold": np.int32,
+                "filename": tfds.features.Text(),
+                "esc10": np.bool_,
+            }
+        ),
         supervised_keys=("audio", "label"),
         homepage="https://github.com/karolpiczak/ESC-50",
         citation=_CITATION,
     )
 
   def _split_generators(self, dl_manager):
-    root = files.require_folder(os.fspath(dl_manager.manual_dir), ARCHIVE_FOLDER,
-                                dl_manager)
+    root = files.require_folder(
+        os.fspath(dl_manager.manual_dir), ARCHIVE_FOLDER, dl_manager
+    )
     return {"train": self._generate_examples(root)}
 
   def _generate_examples(self, root: str):
@@ -91,11 +149,16 @@ class Esc50(tfds.core.GeneratorBasedBuilder):
       rows = list(csv.DictReader(f))
     for row in rows:
       target = int(row["target"])
-      if CATEGORIES[target] != row["category"]:  # a CSV from another dataset version
-        raise ValueError(f"{row['filename']}: target {target} is {CATEGORIES[target]!r}, "
-                         f"the CSV says {row['category']!r}")
-      audio = files.read_wav(os.path.join(root, "audio", row["filename"]), SAMPLE_RATE,
-                             channels=1)
+      if (
+          CATEGORIES[target] != row["category"]
+      ):  # a CSV from another dataset version
+        raise ValueError(
+            f"{row['filename']}: target {target} is {CATEGORIES[target]!r}, "
+            f"the CSV says {row['category']!r}"
+        )
+      audio = files.read_wav(
+          os.path.join(root, "audio", row["filename"]), SAMPLE_RATE, channels=1
+      )
       yield row["filename"], {
           "audio": audio,
           "label": target,

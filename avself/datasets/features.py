@@ -1,4 +1,5 @@
 """A TFDS feature the builders need that TFDS lacks."""
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -20,5 +21,9 @@ class PcmAudio(tfds.features.Audio):
 def pcm_audio(sample_rate: int, channels: int = 1) -> PcmAudio:
   """int16 PCM audio, [N] (mono) or [N, channels], stored as raw bytes."""
   shape = (None,) if channels == 1 else (None, channels)
-  return PcmAudio(shape=shape, dtype=np.int16, sample_rate=sample_rate,
-                  encoding=tfds.features.Encoding.BYTES)
+  return PcmAudio(
+      shape=shape,
+      dtype=np.int16,
+      sample_rate=sample_rate,
+      encoding=tfds.features.Encoding.BYTES,
+  )

@@ -4,6 +4,7 @@ The probe datasets store audio as the int16 samples the downloads hold, so a
 built dataset is bit-exact with the files and half the size of float32. WAVs
 are read with scipy.io.wavfile (no tensorflow-io, no ffmpeg).
 """
+
 import os
 from typing import Optional
 
@@ -37,7 +38,9 @@ def write_int16(path: str, sample_rate: int, samples: np.ndarray) -> str:
   return path
 
 
-def read_wav(path: str, sample_rate: int, channels: Optional[int] = None) -> np.ndarray:
+def read_wav(
+    path: str, sample_rate: int, channels: Optional[int] = None
+) -> np.ndarray:
   """int16 [N] (mono) or [N, C] samples; raises on another sample rate.
 
   `channels=None` keeps the file's layout; 1 or 2 check it (a mono file is
@@ -45,8 +48,10 @@ def read_wav(path: str, sample_rate: int, channels: Optional[int] = None) -> np.
   """
   rate, samples = read_int16(path)
   if rate != sample_rate:
-    raise ValueError(f"{path}: {rate} Hz, expected {sample_rate} Hz (the builder "
-                     "keeps the native rate and does not resample)")
+    raise ValueError(
+        f"{path}: {rate} Hz, expected {sample_rate} Hz (the builder "
+        "keeps the native rate and does not resample)"
+    )
   have = 1 if samples.ndim == 1 else samples.shape[1]
   if channels is None or have == channels:
     return samples
@@ -77,5 +82,6 @@ def require_folder(manual_dir: str, name: str, dl_manager) -> str:
   if folder is None:
     raise FileNotFoundError(
         f"Neither {os.path.join(manual_dir, name)}/ nor {name}.zip found in "
-        f"{manual_dir}; see the manual download instructions in docs/datasets.md.")
+        f"{manual_dir}; see the manual download instructions in docs/datasets.md."
+    )
   return folder

@@ -18,6 +18,7 @@ have no Kinetics-400 folder at all, so a Kinetics-400 download yields 31
 classes (the 31-class "Kinetics-Sounds" later papers report). A folder named
 exactly as the paper names a class is accepted too.
 """
+
 import collections
 import csv
 import dataclasses
@@ -36,14 +37,40 @@ from avself.datasets import files
 
 # The 34 classes in the order the paper lists them (label index = position).
 CLASSES = (
-    "blowing nose", "bowling", "chopping wood", "ripping paper", "shuffling cards",
-    "singing", "tapping pen", "typing", "blowing out", "dribbling ball", "laughing",
-    "mowing the lawn by pushing lawnmower", "shoveling snow", "stomping", "tap dancing",
-    "tapping guitar", "tickling", "fingerpicking", "patting", "playing accordion",
-    "playing bagpipes", "playing bass guitar", "playing clarinet", "playing drums",
-    "playing guitar", "playing harmonica", "playing keyboard", "playing organ",
-    "playing piano", "playing saxophone", "playing trombone", "playing trumpet",
-    "playing violin", "playing xylophone",
+    "blowing nose",
+    "bowling",
+    "chopping wood",
+    "ripping paper",
+    "shuffling cards",
+    "singing",
+    "tapping pen",
+    "typing",
+    "blowing out",
+    "dribbling ball",
+    "laughing",
+    "mowing the lawn by pushing lawnmower",
+    "shoveling snow",
+    "stomping",
+    "tap dancing",
+    "tapping guitar",
+    "tickling",
+    "fingerpicking",
+    "patting",
+    "playing accordion",
+    "playing bagpipes",
+    "playing bass guitar",
+    "playing clarinet",
+    "playing drums",
+    "playing guitar",
+    "playing harmonica",
+    "playing keyboard",
+    "playing organ",
+    "playing piano",
+    "playing saxophone",
+    "playing trombone",
+    "playing trumpet",
+    "playing violin",
+    "playing xylophone",
 )
 # Paper name -> Kinetics-400 folder name, where they differ.
 KINETICS_400_NAMES = {
@@ -55,8 +82,11 @@ KINETICS_400_NAMES = {
 NOT_IN_KINETICS_400 = ("typing", "fingerpicking", "patting")
 
 # Folder names of each split in a download; the first one found is used.
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"),
-                 "test": ("test",)}
+SPLIT_FOLDERS = {
+    "train": ("train",),
+    "validation": ("val", "validation", "valid"),
+    "test": ("test",),
+}
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov")
 _MAX_LISTED_SKIPS = 1000  # per split, in info.metadata['skipped_files']
 
@@ -74,7 +104,12 @@ def normalize(name: str) -> str:
 
 
 _INDEX = {normalize(n): i for i, n in enumerate(CLASSES)}
-_INDEX.update({normalize(k400): CLASSES.index(n) for n, k400 in KINETICS_400_NAMES.items()})
+_INDEX.update(
+    {
+        normalize(k400): CLASSES.index(n)
+        for n, k400 in KINETICS_400_NAMES.items()
+    }
+)
 
 
 def class_index(name: str) -> Optional[int]:
@@ -84,6 +119,7 @@ def class_index(name: str) -> Optional[int]:
 
 class Video(NamedTuple):
   """One video to decode, with what its name and the CSV say about it."""
+
   path: str
   label: int
   youtube_id: str
@@ -113,9 +149,13 @@ def videos_from_folders(split_dir: str) -> list[Video]:
     label = class_index(folder)
     if label is None or not os.path.isdir(os.path.join(split_dir, folder)):
       continue
-    for name in sorted(filter(_is_video, os.listdir(os.path.join(split_dir, folder)))):
+    for name in sorted(
+        filter(_is_video, os.listdir(os.path.join(split_dir, folder)))
+    ):
       stem = os.path.splitext(name)[0]
-      videos.append(Video(os.path.join(split_dir, folder, name), label, *parse_stem(stem)))
+      videos.append(
+          Video(os.path.join(split_dir, folder, name), label, *parse_stem(stem))
+      )
   return videos
 
 
@@ -140,7 +180,9 @@ def videos_from_csv(split_dir: str, csv_path: str) -> tuple[list[Video], int]:
       if path is None:
         missing += 1
       else:  # a repeated row keeps its first label (TFDS keys must be unique)
-        videos.setdefault(path, Video(path, label, row["youtube_id"], start, end))
+        videos.setdefault(
+            path, Video(path, label, row["youtube_id"], start, end)
+        )
   return sorted(videos.values()), missing
 
 
@@ -163,6 +205,7 @@ class KineticsSoundsConfig(tfds.core.BuilderConfig):
     shorter_side: frames are resized so that min(height, width) is this.
     jpeg_quality: quality of the stored JPEG frames.
   """
+
   fps: float = 8.0
   sample_rate: int = 48000
   shorter_side: int = 256
@@ -176,10 +219,15 @@ class KineticsSounds(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: JPEG frames, int16 mono audio."}
   BUILDER_CONFIGS = [
-      KineticsSoundsConfig(name="fps8", description="8 frames/s, 48 kHz mono, shorter side 256."),
-      KineticsSoundsConfig(name="fps1", fps=1.0,
-                           description="1 frame/s (single-frame probes), 48 kHz mono, "
-                                       "shorter side 256."),
+      KineticsSoundsConfig(
+          name="fps8", description="8 frames/s, 48 kHz mono, shorter side 256."
+      ),
+      KineticsSoundsConfig(
+          name="fps1",
+          fps=1.0,
+          description="1 frame/s (single-frame probes), 48 kHz mono, "
+          "shorter side 256.",
+      ),
   ]
   DEFAULT_CONFIG_NAME = "fps8"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -194,18 +242,24 @@ class KineticsSounds(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     return tfds.core.DatasetInfo(
         builder=self,
-        description=(f"Kinetics-Sounds (34 classes): JPEG frames at {cfg.fps:g} fps "
-                     f"(shorter side {cfg.shorter_side}) and mono int16 audio at "
-                     f"{cfg.sample_rate} Hz of each clip."),
-        features=tfds.features.FeaturesDict({
-            "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
-            "audio": features.pcm_audio(cfg.sample_rate),
-            "label": tfds.features.ClassLabel(names=CLASSES),
-            "filename": tfds.features.Text(),
-            "youtube_id": tfds.features.Text(),
-            "time_start": np.int32,  # seconds into the YouTube video; -1 if unknown
-            "time_end": np.int32,
-        }),
+        description=(
+            f"Kinetics-Sounds (34 classes): JPEG frames at {cfg.fps:g} fps "
+            f"(shorter side {cfg.shorter_side}) and mono int16 audio at "
+            f"{cfg.sample_rate} Hz of each clip."
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                "video": tfds.features.Video(
+                    shape=(None, None, None, 3), encoding_format="jpeg"
+                ),
+                "audio": features.pcm_audio(cfg.sample_rate),
+                "label": tfds.features.ClassLabel(names=CLASSES),
+                "filename": tfds.features.Text(),
+                "youtube_id": tfds.features.Text(),
+                "time_start": np.int32,  # seconds into the YouTube video; -1 if unknown
+                "time_end": np.int32,
+            }
+        ),
         supervised_keys=None,
         homepage="https://www.robots.ox.ac.uk/~vgg/publications/2017/Arandjelovic17/",
         citation=_CITATION,
@@ -216,21 +270,33 @@ class KineticsSounds(tfds.core.GeneratorBasedBuilder):
     manual_dir = os.fspath(dl_manager.manual_dir)
     splits = {}
     for split, folders in SPLIT_FOLDERS.items():
-      folder = next((f for f in folders if os.path.isdir(os.path.join(manual_dir, f))), None)
+      folder = next(
+          (f for f in folders if os.path.isdir(os.path.join(manual_dir, f))),
+          None,
+      )
       if folder is None:
         continue
       videos, missing = list_videos(manual_dir, folder)
       if videos:
-        splits[split] = self._generate_examples(manual_dir, videos, missing, split)
+        splits[split] = self._generate_examples(
+            manual_dir, videos, missing, split
+        )
       else:  # e.g. an unlabelled test folder: TFDS cannot write an empty split
-        logging.warning("kinetics_sounds: no Kinetics-Sounds videos in %s/%s; no %r split.",
-                        manual_dir, folder, split)
+        logging.warning(
+            "kinetics_sounds: no Kinetics-Sounds videos in %s/%s; no %r split.",
+            manual_dir,
+            folder,
+            split,
+        )
     if not splits:
       raise FileNotFoundError(
-          f"No Kinetics-Sounds videos in train/val/test of {manual_dir}; see docs/datasets.md.")
+          f"No Kinetics-Sounds videos in train/val/test of {manual_dir}; see docs/datasets.md."
+      )
     return splits
 
-  def _generate_examples(self, manual_dir: str, videos: list[Video], missing: int, split: str):
+  def _generate_examples(
+      self, manual_dir: str, videos: list[Video], missing: int, split: str
+  ):
     """Decodes the videos of one split, skipping (and counting) bad ones."""
     skips = collections.Counter({"missing": missing} if missing else {})
     listed, partial, kept = [], 0, 0
@@ -248,18 +314,32 @@ class KineticsSounds(tfds.core.GeneratorBasedBuilder):
       kept += 1
       yield relpath, dict(example, filename=relpath)
     self._report(split, len(videos), skips, listed, partial)
-    if not kept:  # TFDS would fail with "No examples were yielded"; say why instead
-      raise RuntimeError(f"kinetics_sounds {split}: none of the {len(videos)} videos could "
-                         f"be used ({dict(skips)}); first ones: {listed[:3]}")
+    if (
+        not kept
+    ):  # TFDS would fail with "No examples were yielded"; say why instead
+      raise RuntimeError(
+          f"kinetics_sounds {split}: none of the {len(videos)} videos could "
+          f"be used ({dict(skips)}); first ones: {listed[:3]}"
+      )
 
   def _decode(self, video: Video) -> dict:
     """Frames (JPEG bytes) and int16 audio of one video; raises MediaError."""
     cfg = self.builder_config
-    encode = lambda pixels: tf.io.encode_jpeg(pixels, quality=cfg.jpeg_quality).numpy()
+    encode = lambda pixels: tf.io.encode_jpeg(
+        pixels, quality=cfg.jpeg_quality
+    ).numpy()
     # clip_seconds=0: one clip, the whole video; list() closes the file.
-    clips = list(media.iter_clips(video.path, fps=cfg.fps, shorter_side=cfg.shorter_side,
-                                  sample_rate=cfg.sample_rate, channels=1,
-                                  require_audio=True, frame_fn=encode))
+    clips = list(
+        media.iter_clips(
+            video.path,
+            fps=cfg.fps,
+            shorter_side=cfg.shorter_side,
+            sample_rate=cfg.sample_rate,
+            channels=1,
+            require_audio=True,
+            frame_fn=encode,
+        )
+    )
     if not clips or len(clips[0].frames) == 0:
       raise media.MediaError("empty", "no frames")
     clip = clips[0]
@@ -273,14 +353,26 @@ class KineticsSounds(tfds.core.GeneratorBasedBuilder):
         "partial": clip.error is not None,  # truncated file: kept, counted
     }
 
-  def _report(self, split: str, num_videos: int, skips: collections.Counter,
-              listed: list, partial: int) -> None:
+  def _report(
+      self,
+      split: str,
+      num_videos: int,
+      skips: collections.Counter,
+      listed: list,
+      partial: int,
+  ) -> None:
     """Logs a split's skip summary and keeps it in info.metadata."""
     skipped = sum(v for k, v in skips.items() if k != "missing")
-    logging.info("kinetics_sounds %s: %d of %d videos kept; skipped %s; %d CSV rows "
-                 "without a file; %d kept despite a decode error part-way.", split,
-                 num_videos - skipped, num_videos, dict(skips) or "none",
-                 skips.get("missing", 0), partial)
+    logging.info(
+        "kinetics_sounds %s: %d of %d videos kept; skipped %s; %d CSV rows "
+        "without a file; %d kept despite a decode error part-way.",
+        split,
+        num_videos - skipped,
+        num_videos,
+        dict(skips) or "none",
+        skips.get("missing", 0),
+        partial,
+    )
     metadata = self.info.metadata
     metadata.setdefault("skipped", {})[split] = dict(skips)
     metadata.setdefault("skipped_files", {})[split] = listed

@@ -19,6 +19,7 @@ accuracy is reported too (computed once).
 The inputs are read from the records (`video/filename` names the clip in the
 ground truth), decoded with the pipeline's own ops, once, and kept.
 """
+
 import functools
 import json
 import os
@@ -39,13 +40,15 @@ PEAK = (255, 255, 255)
 
 # ### Ground truth and geometry (pure numpy) ##################################
 
+
 def load_ground_truth(world_dir: str) -> dict:
   """`{basename of the clip file: its ground_truth.jsonl record}`."""
   path = os.path.join(world_dir, "ground_truth.jsonl")
   if not os.path.exists(path):
     raise FileNotFoundError(
         f"{path} not found: the av_localization evaluator needs the synthetic world's "
-        "ground truth (set eval_config.world_dir, or train on config.data.synthetic)")
+        "ground truth (set eval_config.world_dir, or train on config.data.synthetic)"
+    )
   truth = {}
   with open(path) as f:
     for line in f:
@@ -57,7 +60,9 @@ def load_ground_truth(world_dir: str) -> dict:
 def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
   """(h, w) with the shorter side scaled to `shorter` (as the pipeline's ops._resized_shape)."""
   scale = shorter / min(height, width)
-  return max(int(round(height * scale)), shorter), max(int(round(width * scale)), shorter)
+  return max(int(round(height * scale)), shorter), max(
+      int(round(width * scale)), shorter
+  )
 
 
 def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
@@ -70,22 +75,36 @@ def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
   h, w = stored_hw
   if resize_shorter and min(h, w) != resize_shorter:
     h, w = resized_shape(h, w, resize_shorter)
-  return h / source_hw[0], w / source_hw[1], max(h - crop, 0) // 2, max(w - crop, 0) // 2
+  return (
+      h / source_hw[0],
+      w / source_hw[1],
+      max(h - crop, 0) // 2,
+      max(w - crop, 0) // 2,
+  )
 
 
 def map_boxes(boxes: np.ndarray, geometry) -> np.ndarray:
   """Boxes [..., 4] (x0, y0, x1, y1) in generated pixels -> eval-crop pixels."""
   sy, sx, oy, ox = geometry
   b = np.asarray(boxes, np.float64)
-  return np.stack([b[..., 0] * sx - ox, b[..., 1] * sy - oy,
-                   b[..., 2] * sx - ox, b[..., 3] * sy - oy], axis=-1)
+  return np.stack(
+      [
+          b[..., 0] * sx - ox,
+          b[..., 1] * sy - oy,
+          b[..., 2] * sx - ox,
+          b[..., 3] * sy - oy,
+      ],
+      axis=-1,
+  )
 
 
 def inside_any(point, boxes: np.ndarray) -> bool:
   """Whether point (y, x) lies in any box [K, 4] (edges included)."""
   y, x = point
   b = np.asarray(boxes, np.float64).reshape(-1, 4)
-  return bool(np.any((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3])))
+  return bool(
+      np.any((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
+  )
 
 
 def reaches_crop(boxes: np.ndarray, crop: int) -> np.ndarray:
@@ -94,18 +113,26 @@ def reaches_crop(boxes: np.ndarray, crop: int) -> np.ndarray:
   return (b[:, 2] > 0) & (b[:, 0] < crop) & (b[:, 3] > 0) & (b[:, 1] < crop)
 
 
-def frame_boxes(clip: dict, seconds: float, geometry, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def frame_boxes(
+    clip: dict, seconds: float, geometry, crop: int
+) -> tuple[np.ndarray, np.ndarray]:
   """(sounding, silent) boxes [K, 4] in crop pixels of the ground-truth frame shown at `seconds`."""
-  index = min(int(np.floor(seconds * clip["fps"] + 1e-6)), clip["num_frames"] - 1)
+  index = min(
+      int(np.floor(seconds * clip["fps"] + 1e-6)), clip["num_frames"] - 1
+  )
   sounding, silent = [], []
   for obj in clip["objects"]:
     (sounding if obj["sounding"] else silent).append(obj["boxes"][index])
-  mapped = [map_boxes(np.reshape(np.asarray(b, np.float64), (-1, 4)), geometry)
-            for b in (sounding, silent)]
+  mapped = [
+      map_boxes(np.reshape(np.asarray(b, np.float64), (-1, 4)), geometry)
+      for b in (sounding, silent)
+  ]
   return tuple(m[reaches_crop(m, crop)] for m in mapped)
 
 
-def pointing_hits(peaks: np.ndarray, boxes: list, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def pointing_hits(
+    peaks: np.ndarray, boxes: list, crop: int
+) -> tuple[np.ndarray, np.ndarray]:
   """(peak hits, centre-baseline hits), bool [N], for peaks [N, 2] (y, x) and boxes per frame."""
   centre = (crop / 2.0, crop / 2.0)
   hits = np.array([inside_any(p, b) for p, b in zip(peaks, boxes)], bool)
@@ -115,16 +142,30 @@ def pointing_hits(peaks: np.ndarray, boxes: list, crop: int) -> tuple[np.ndarray
 
 # ### Inputs ###################################################################
 
-def _windows(data_config, split: str, truth: dict, max_videos: int, windows_per_video: int):
+
+def _windows(
+    data_config,
+    split: str,
+    truth: dict,
+    max_videos: int,
+    windows_per_video: int,
+):
   """This host's eval windows: image, audio, thumbnail, sounding/silent boxes, name."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from avself.data import ops, pipeline, records  # pylint: disable=g-import-not-at-top
+
   cfg = data_config
-  files = pipeline.host_shards(records.list_shards(cfg.path, split), jax.process_index(),
-                               jax.process_count())
-  parse = functools.partial(records.parse, default_fps=cfg.default_fps,
-                            default_sample_rate=cfg.default_sample_rate,
-                            default_channels=cfg.default_channels)
+  files = pipeline.host_shards(
+      records.list_shards(cfg.path, split),
+      jax.process_index(),
+      jax.process_count(),
+  )
+  parse = functools.partial(
+      records.parse,
+      default_fps=cfg.default_fps,
+      default_sample_rate=cfg.default_sample_rate,
+      default_channels=cfg.default_channels,
+  )
   n = int(round(cfg.audio_seconds * cfg.sample_rate))
   size = cfg.image_size
   out = []
@@ -137,7 +178,9 @@ def _windows(data_config, split: str, truth: dict, max_videos: int, windows_per_
     clip = truth[name]
     fps, rate = float(video["fps"]), int(video["sample_rate"])
     frames = video["frames"]
-    usable = min(int(video["waveform"].shape[0]), int(np.floor(len(frames) * rate / fps)))
+    usable = min(
+        int(video["waveform"].shape[0]), int(np.floor(len(frames) * rate / fps))
+    )
     count = usable // n
     if windows_per_video:
       count = min(count, windows_per_video)
@@ -145,19 +188,36 @@ def _windows(data_config, split: str, truth: dict, max_videos: int, windows_per_
       continue
     starts = np.arange(count) * n
     centres = (starts + n / 2) / rate  # seconds from the record's start
-    index = np.minimum(np.floor(centres * fps + 1e-6).astype(int), len(frames) - 1)
+    index = np.minimum(
+        np.floor(centres * fps + 1e-6).astype(int), len(frames) - 1
+    )
     stored = tf.io.extract_jpeg_shape(frames[0]).numpy()[:2]
-    geometry = crop_geometry((clip["size"], clip["size"]), stored, cfg.resize_shorter, size)
-    crops = ops.decode_crop(tf.gather(frames, index), size=size,
-                            resize_shorter=cfg.resize_shorter).numpy()  # uint8 [K, S, S, 3]
-    waves = tf.stack([video["waveform"][s:s + n] for s in starts])  # [K, n, C]
-    specs = ops.spectrogram_batch(waves, cfg.spectrogram, rate).numpy()  # [K, F, T, 1]
+    geometry = crop_geometry(
+        (clip["size"], clip["size"]), stored, cfg.resize_shorter, size
+    )
+    crops = ops.decode_crop(
+        tf.gather(frames, index), size=size, resize_shorter=cfg.resize_shorter
+    ).numpy()  # uint8 [K, S, S, 3]
+    waves = tf.stack(
+        [video["waveform"][s : s + n] for s in starts]
+    )  # [K, n, C]
+    specs = ops.spectrogram_batch(
+        waves, cfg.spectrogram, rate
+    ).numpy()  # [K, F, T, 1]
     offset = float(video["start_us"]) / 1e6
     for k in range(count):
       frame_seconds = offset + index[k] / fps
       sounding, silent = frame_boxes(clip, frame_seconds, geometry, size)
-      out.append(dict(image=crops[k].astype(np.float32) / 127.5 - 1.0, audio=specs[k],
-                      pixels=crops[k], sounding=sounding, silent=silent, name=name))
+      out.append(
+          dict(
+              image=crops[k].astype(np.float32) / 127.5 - 1.0,
+              audio=specs[k],
+              pixels=crops[k],
+              sounding=sounding,
+              silent=silent,
+              name=name,
+          )
+      )
   return out
 
 
@@ -165,13 +225,17 @@ def _maps(model, variables, batch):
   """Localisation maps [B, h, w] and their peaks [B, 2] (y, x) in crop pixels."""
   out = model.apply(variables, batch["image"], batch["audio"], train=False)
   if "localization_map" not in out:
-    raise ValueError("the av_localization evaluator needs a model with a "
-                     "`localization_map` output (config.model.name='avol')")
+    raise ValueError(
+        "the av_localization evaluator needs a model with a "
+        "`localization_map` output (config.model.name='avol')"
+    )
   maps = out["localization_map"].astype(jnp.float32)
   b, size = maps.shape[0], batch["image"].shape[1]
   up = jax.image.resize(maps, (b, size, size), "linear").reshape(b, -1)
   flat = jnp.argmax(up, axis=1)
-  peaks = jnp.stack([flat // size, flat % size], axis=-1).astype(jnp.float32) + 0.5
+  peaks = (
+      jnp.stack([flat // size, flat % size], axis=-1).astype(jnp.float32) + 0.5
+  )
   return {"map": maps, "peak": peaks}
 
 
@@ -183,32 +247,55 @@ class Evaluator:
   random_init (True), num_pictures (8), picture_dir.
   """
 
-  def __init__(self, config, eval_config, *, task, model, mesh, workdir: Optional[str] = None):
+  def __init__(
+      self,
+      config,
+      eval_config,
+      *,
+      task,
+      model,
+      mesh,
+      workdir: Optional[str] = None,
+  ):
     del task
     self.config, self.model, self.mesh = config, model, mesh
     self.split = eval_config.get("split") or config.data.eval_split
-    records_dir = os.path.abspath(config.data.path) if config.data.get("path") else ""
+    records_dir = (
+        os.path.abspath(config.data.path) if config.data.get("path") else ""
+    )
     self.world_dir = eval_config.get("world_dir") or os.path.join(
-        os.path.dirname(records_dir), "world")
+        os.path.dirname(records_dir), "world"
+    )
     self.num_videos = int(eval_config.get("num_videos", 0))
     self.windows_per_video = int(eval_config.get("windows_per_video", 0))
     self.batch = int(eval_config.get("batch_size") or config.batch_size)
     self.random_init = bool(eval_config.get("random_init", True))
     self.num_pictures = int(eval_config.get("num_pictures", 8))
     picture_dir = eval_config.get("picture_dir") or ""
-    self.picture_dir = picture_dir or (os.path.join(workdir, "pictures") if workdir else "")
-    self._fn = jax.jit(functools.partial(_maps, model),
-                       in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
-                       out_shardings=sharding.batch_sharding(mesh))
+    self.picture_dir = picture_dir or (
+        os.path.join(workdir, "pictures") if workdir else ""
+    )
+    self._fn = jax.jit(
+        functools.partial(_maps, model),
+        in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+        out_shardings=sharding.batch_sharding(mesh),
+    )
     self._inputs = None
     self._baseline = None
 
   def _load(self) -> list:
     if self._inputs is None:
       truth = load_ground_truth(self.world_dir)
-      self._inputs = _windows(self.config.data, self.split, truth, self.num_videos,
-                              self.windows_per_video)
-      logging.info("av_localization: %d windows from %s", len(self._inputs), self.split)
+      self._inputs = _windows(
+          self.config.data,
+          self.split,
+          truth,
+          self.num_videos,
+          self.windows_per_video,
+      )
+      logging.info(
+          "av_localization: %d windows from %s", len(self._inputs), self.split
+      )
     return self._inputs
 
   def _predict(self, variables, inputs: list) -> dict:
@@ -217,20 +304,26 @@ class Evaluator:
     count = -(-len(inputs) // local)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       count = int(np.max(multihost_utils.process_allgather(np.int32(count))))
     maps, peaks = [], []
     template = inputs[0] if inputs else None
     for i in range(count):
-      chunk = inputs[i * local:(i + 1) * local]
-      batch = {k: np.zeros((local, *template[k].shape), np.float32) for k in ("image", "audio")}
+      chunk = inputs[i * local : (i + 1) * local]
+      batch = {
+          k: np.zeros((local, *template[k].shape), np.float32)
+          for k in ("image", "audio")
+      }
       for j, item in enumerate(chunk):
         batch["image"][j], batch["audio"][j] = item["image"], item["audio"]
       out = self._fn(variables, sharding.to_global(batch, self.mesh))
-      rows = {k: _local_rows(v)[:len(chunk)] for k, v in out.items()}
+      rows = {k: _local_rows(v)[: len(chunk)] for k, v in out.items()}
       maps.append(rows["map"])
       peaks.append(rows["peak"])
-    return {"map": np.concatenate(maps) if maps else np.zeros((0, 1, 1)),
-            "peak": np.concatenate(peaks) if peaks else np.zeros((0, 2))}
+    return {
+        "map": np.concatenate(maps) if maps else np.zeros((0, 1, 1)),
+        "peak": np.concatenate(peaks) if peaks else np.zeros((0, 2)),
+    }
 
   def _accuracy(self, variables, inputs: list) -> tuple[dict, dict]:
     """({pointing_accuracy, centre_baseline_accuracy, num_frames, num_skipped}, predictions)."""
@@ -239,43 +332,63 @@ class Evaluator:
     size = self.config.data.image_size
     boxes = [item["sounding"] for item, k in zip(inputs, keep) if k]
     hits, base = pointing_hits(pred["peak"][keep], boxes, size)
-    totals = np.array([hits.sum(), base.sum(), keep.sum(), (~keep).sum()], np.float64)
+    totals = np.array(
+        [hits.sum(), base.sum(), keep.sum(), (~keep).sum()], np.float64
+    )
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       totals = np.sum(multihost_utils.process_allgather(totals), axis=0)
     frames = max(totals[2], 1.0)
-    return {"pointing_accuracy": totals[0] / frames, "centre_baseline_accuracy": totals[1] / frames,
-            "num_frames": totals[2], "num_skipped": totals[3]}, pred
+    return {
+        "pointing_accuracy": totals[0] / frames,
+        "centre_baseline_accuracy": totals[1] / frames,
+        "num_frames": totals[2],
+        "num_skipped": totals[3],
+    }, pred
 
   def _picture(self, inputs: list, pred: dict) -> np.ndarray:
     """Overlays of the first windows: map, sounding (green) / silent (grey) boxes, peak."""
     tiles = []
-    for item, heat, peak in list(zip(inputs, pred["map"], pred["peak"]))[:self.num_pictures]:
+    for item, heat, peak in list(zip(inputs, pred["map"], pred["peak"]))[
+        : self.num_pictures
+    ]:
       tile = pictures.heatmap_overlay(item["pixels"], heat)
       scale = max(1, 128 // tile.shape[0])  # small crops are hard to read
       tile = pictures.resize(tile, tile.shape[0] * scale, tile.shape[1] * scale)
-      for boxes, colour in ((item["silent"], SILENT), (item["sounding"], SOUNDING)):
+      for boxes, colour in (
+          (item["silent"], SILENT),
+          (item["sounding"], SOUNDING),
+      ):
         for box in boxes:
           tile = pictures.draw_box(tile, np.asarray(box) * scale, colour)
-      tiles.append(pictures.draw_marker(tile, peak[0] * scale, peak[1] * scale, PEAK))
+      tiles.append(
+          pictures.draw_marker(tile, peak[0] * scale, peak[1] * scale, PEAK)
+      )
     return pictures.tile_row(tiles)
 
   def run(self, state):
     """Yields pointing accuracy, the centre baseline, the random-init accuracy and `picture`."""
     inputs = self._load()
-    metrics, pred = self._accuracy({"params": state.params, **state.model_state}, inputs)
+    metrics, pred = self._accuracy(
+        {"params": state.params, **state.model_state}, inputs
+    )
     if self.random_init and self._baseline is None:
       from avself import train  # pylint: disable=g-import-not-at-top
+
       _, _, random_state = train.random_init(self.config, mesh=self.mesh)
       self._baseline, _ = self._accuracy(
-          {"params": random_state.params, **random_state.model_state}, inputs)
+          {"params": random_state.params, **random_state.model_state}, inputs
+      )
     yield from metrics.items()
     if self._baseline is not None:
       yield "random_init_pointing_accuracy", self._baseline["pointing_accuracy"]
     if self.num_pictures and inputs:
       picture = self._picture(inputs, pred)
       if self.picture_dir and jax.process_index() == 0:
-        path = os.path.join(self.picture_dir, f"av_localization_step_{int(state.step)}.png")
+        path = os.path.join(
+            self.picture_dir, f"av_localization_step_{int(state.step)}.png"
+        )
         pictures.save_png(picture, path)
       yield "picture", picture
 

@@ -3,6 +3,7 @@
 Pairs are drawn with a fixed seed from the evaluation split, so the number
 reproduces exactly for a given checkpoint and device count.
 """
+
 import jax.numpy as jnp
 
 from avself.evaluators import summed
@@ -18,8 +19,14 @@ class Evaluator(summed.SummedEvaluator):
   default_num_examples = 1024
 
   def __init__(self, config, eval_config, *, task, model, mesh):
-    super().__init__(config, eval_config, task=task, model=model, mesh=mesh,
-                     eval_step=_eval_step)
+    super().__init__(
+        config,
+        eval_config,
+        task=task,
+        model=model,
+        mesh=mesh,
+        eval_step=_eval_step,
+    )
 
   def run(self, state):
     """Yields (metric, value) pairs."""
@@ -33,8 +40,13 @@ class Evaluator(summed.SummedEvaluator):
 
 def _eval_step(params, model_state, batch, *, task, model):
   """Sums of correct predictions, loss and positives over the global batch."""
-  _, (metrics, _) = task.loss_fn(model, params, model_state, batch, None, train=False)
+  _, (metrics, _) = task.loss_fn(
+      model, params, model_state, batch, None, train=False
+  )
   n = batch["label"].shape[0]
-  return {"correct": metrics["accuracy"] * n, "loss_sum": metrics["loss"] * n,
-          "positives": jnp.sum(batch["label"]).astype(jnp.float32),
-          "count": jnp.float32(n)}
+  return {
+      "correct": metrics["accuracy"] * n,
+      "loss_sum": metrics["loss"] * n,
+      "positives": jnp.sum(batch["label"]).astype(jnp.float32),
+      "count": jnp.float32(n),
+  }

@@ -5,6 +5,7 @@ examples are drawn with a fixed seed from the evaluation split with centre
 crops and no jitter (the task's pipeline mode, `train=False`), so the number
 reproduces exactly for a given checkpoint and device count.
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -22,8 +23,14 @@ class Evaluator(summed.SummedEvaluator):
   default_num_examples = 512
 
   def __init__(self, config, eval_config, *, task, model, mesh):
-    super().__init__(config, eval_config, task=task, model=model, mesh=mesh,
-                     eval_step=_eval_step)
+    super().__init__(
+        config,
+        eval_config,
+        task=task,
+        model=model,
+        mesh=mesh,
+        eval_step=_eval_step,
+    )
 
   def run(self, state):
     """Yields (metric, value) pairs."""
@@ -36,6 +43,12 @@ class Evaluator(summed.SummedEvaluator):
 
 def _eval_step(params, model_state, batch, *, task, model):
   """Sums of correct predictions and loss over the global batch."""
-  _, (metrics, _) = task.loss_fn(model, params, model_state, batch, None, train=False)
+  _, (metrics, _) = task.loss_fn(
+      model, params, model_state, batch, None, train=False
+  )
   n = jnp.float32(jax.tree.leaves(batch)[0].shape[0])
-  return {"correct": metrics["accuracy"] * n, "loss_sum": metrics["loss"] * n, "count": n}
+  return {
+      "correct": metrics["accuracy"] * n,
+      "loss_sum": metrics["loss"] * n,
+      "count": n,
+  }

@@ -28,6 +28,7 @@ re-estimated: at conv4_2 a per-channel scale and offset is exactly what the
 per-dimension z-scoring removes (earlier layers' statistics do change what
 passes their ReLUs, which is part of what "random" means here).
 """
+
 import functools
 import json
 import os
@@ -59,18 +60,26 @@ def make_probe(C: float, seed: int = 0) -> pipeline.Pipeline:
   # not converge within max_iter (accuracy then hardly moves, time does).
   return pipeline.make_pipeline(
       preprocessing.StandardScaler(),
-      svm.LinearSVC(C=C, max_iter=5_000, random_state=seed))
+      svm.LinearSVC(C=C, max_iter=5_000, random_state=seed),
+  )
 
 
-def choose_C(x: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs: Sequence[float],
-             seed: int = 0) -> float:
+def choose_C(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    Cs: Sequence[float],
+    seed: int = 0,
+) -> float:
   """C with the best window accuracy in a grouped (by clip) inner 3-fold CV on training data."""
   if len(Cs) == 1:
     return float(Cs[0])
   folds = min(3, len(np.unique(groups)))
   search = model_selection.GridSearchCV(
-      make_probe(1.0, seed), {"linearsvc__C": list(Cs)},
-      cv=model_selection.GroupKFold(n_splits=folds))
+      make_probe(1.0, seed),
+      {"linearsvc__C": list(Cs)},
+      cv=model_selection.GroupKFold(n_splits=folds),
+  )
   search.fit(x, y, groups=groups)
   return float(search.best_params_["linearsvc__C"])
 
@@ -81,8 +90,9 @@ def class_scores(probe: pipeline.Pipeline, x: np.ndarray) -> np.ndarray:
   return np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores
 
 
-def clip_predictions(scores: np.ndarray, video_index: np.ndarray, classes: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def clip_predictions(
+    scores: np.ndarray, video_index: np.ndarray, classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """(predicted class per clip, clip ids): argmax of the mean of each clip's window scores."""
   mean_scores, videos = features_lib.per_video_mean(scores, video_index)
   return classes[np.argmax(mean_scores, axis=1)], videos
@@ -103,14 +113,22 @@ def labelled_subset(data: dict, clips_per_class: int, seed: int = 0) -> dict:
   videos = np.unique(data["video_index"])
   labels = clip_labels(data["label"], data["video_index"])
   rng = np.random.default_rng(seed)
-  chosen = [rng.permutation(videos[labels == k])[:clips_per_class]
-            for k in np.unique(labels)]
+  chosen = [
+      rng.permutation(videos[labels == k])[:clips_per_class]
+      for k in np.unique(labels)
+  ]
   return _rows(data, np.isin(data["video_index"], np.concatenate(chosen)))
 
 
-def probe_accuracy(train: dict, test: dict, *, C: float = DEFAULT_C,
-                   Cs: Sequence[float] = (), seed: int = 0,
-                   clips_per_class: int = 0) -> dict:
+def probe_accuracy(
+    train: dict,
+    test: dict,
+    *,
+    C: float = DEFAULT_C,
+    Cs: Sequence[float] = (),
+    seed: int = 0,
+    clips_per_class: int = 0,
+) -> dict:
   """Fits on `train` windows, scores clips of `test`.
 
   `train`, `test`: {features [N, D], label [N], video_index [N]}. With `Cs`
@@ -125,20 +143,33 @@ def probe_accuracy(train: dict, test: dict, *, C: float = DEFAULT_C,
   if Cs:
     C = choose_C(x, train["label"], train["video_index"], Cs, seed)
   probe = make_probe(C, seed).fit(x, train["label"])
-  scores = class_scores(probe, test["features"].reshape(len(test["features"]), -1))
+  scores = class_scores(
+      probe, test["features"].reshape(len(test["features"]), -1)
+  )
   predicted, _ = clip_predictions(scores, test["video_index"], probe.classes_)
   truth = clip_labels(test["label"], test["video_index"])
-  return {"accuracy": float(np.mean(predicted == truth)), "C": float(C),
-          "num_test_clips": len(truth),
-          "num_train_clips": len(np.unique(train["video_index"])), "probe": probe}
+  return {
+      "accuracy": float(np.mean(predicted == truth)),
+      "C": float(C),
+      "num_test_clips": len(truth),
+      "num_train_clips": len(np.unique(train["video_index"])),
+      "probe": probe,
+  }
 
 
 def _rows(data: dict, keep: np.ndarray) -> dict:
   return {k: v[keep] for k, v in data.items()}
 
 
-def episodes_accuracy(train: dict, test: dict, *, episodes: int, clips_per_class: int,
-                      seed: int = 0, **probe_kwargs) -> dict:
+def episodes_accuracy(
+    train: dict,
+    test: dict,
+    *,
+    episodes: int,
+    clips_per_class: int,
+    seed: int = 0,
+    **probe_kwargs,
+) -> dict:
   """Mean accuracy over `episodes` draws (seeds seed, seed + 1, ...) of the labelled clips.
 
   Few labelled clips per class make one draw's accuracy depend on which clips
@@ -146,15 +177,30 @@ def episodes_accuracy(train: dict, test: dict, *, episodes: int, clips_per_class
   `accuracy_std` says how much one draw varies.
   """
   if episodes < 1 or clips_per_class < 1:
-    raise ValueError(f"episodes ({episodes}) and clips_per_class ({clips_per_class}) "
-                     "must be >= 1")
-  runs = [probe_accuracy(train, test, seed=seed + e, clips_per_class=clips_per_class,
-                         **probe_kwargs) for e in range(episodes)]
+    raise ValueError(
+        f"episodes ({episodes}) and clips_per_class ({clips_per_class}) "
+        "must be >= 1"
+    )
+  runs = [
+      probe_accuracy(
+          train,
+          test,
+          seed=seed + e,
+          clips_per_class=clips_per_class,
+          **probe_kwargs,
+      )
+      for e in range(episodes)
+  ]
   accuracies = [r["accuracy"] for r in runs]
-  return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-          "episode_accuracies": accuracies, "num_episodes": episodes,
-          "C": runs[0]["C"], "num_test_clips": runs[0]["num_test_clips"],
-          "num_train_clips": runs[0]["num_train_clips"]}
+  return {
+      "accuracy": float(np.mean(accuracies)),
+      "accuracy_std": float(np.std(accuracies)),
+      "episode_accuracies": accuracies,
+      "num_episodes": episodes,
+      "C": runs[0]["C"],
+      "num_test_clips": runs[0]["num_test_clips"],
+      "num_train_clips": runs[0]["num_train_clips"],
+  }
 
 
 def cross_validate(data: dict, folds: np.ndarray, **probe_kwargs) -> dict:
@@ -164,13 +210,18 @@ def cross_validate(data: dict, folds: np.ndarray, **probe_kwargs) -> dict:
   """
   accuracies, clips = [], 0
   for fold in np.unique(folds):
-    result = probe_accuracy(_rows(data, folds != fold), _rows(data, folds == fold),
-                            **probe_kwargs)
+    result = probe_accuracy(
+        _rows(data, folds != fold), _rows(data, folds == fold), **probe_kwargs
+    )
     accuracies.append(result["accuracy"])
     clips += result["num_test_clips"]
-  return {"accuracy": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-          "fold_accuracies": accuracies, "num_folds": len(accuracies),
-          "num_test_clips": clips}
+  return {
+      "accuracy": float(np.mean(accuracies)),
+      "accuracy_std": float(np.std(accuracies)),
+      "fold_accuracies": accuracies,
+      "num_folds": len(accuracies),
+      "num_test_clips": clips,
+  }
 
 
 ################################################################################
@@ -178,9 +229,12 @@ def cross_validate(data: dict, folds: np.ndarray, **probe_kwargs) -> dict:
 ################################################################################
 
 
-def transfer_features(model, variables, batch, *, modalities: Sequence[str]) -> dict:
+def transfer_features(
+    model, variables, batch, *, modalities: Sequence[str]
+) -> dict:
   """{'<modality>': transfer features [B, D] float32} from the trunks' conv4_2."""
   from avself.models import l3  # pylint: disable=g-import-not-at-top
+
   out = {}
   if "audio" in modalities:
     trunk = model.apply(variables, batch["audio"], method=model.embed_audio)
@@ -193,10 +247,13 @@ def transfer_features(model, variables, batch, *, modalities: Sequence[str]) -> 
 
 def _per_network(model, variables_by_net: dict, batch, *, modalities) -> dict:
   """Features of several networks (same model, different variables) in one pass."""
-  return {f"{net}/{name}": value
-          for net, variables in variables_by_net.items()
-          for name, value in transfer_features(model, variables, batch,
-                                               modalities=modalities).items()}
+  return {
+      f"{net}/{name}": value
+      for net, variables in variables_by_net.items()
+      for name, value in transfer_features(
+          model, variables, batch, modalities=modalities
+      ).items()
+  }
 
 
 def variables_of(state) -> dict:
@@ -212,9 +269,16 @@ _RANDOM_INIT: dict = {}
 def _network_key(config) -> str:
   """What decides the random network: the task, the model config, the input shapes."""
   from avself import train  # pylint: disable=g-import-not-at-top
-  inputs = {k: v.shape for k, v in train.get_task(config.task).dummy_batch(config, 1).items()}
-  return json.dumps({"task": config.task, "model": config.model.to_dict(), "inputs": inputs},
-                    sort_keys=True, default=str)
+
+  inputs = {
+      k: v.shape
+      for k, v in train.get_task(config.task).dummy_batch(config, 1).items()
+  }
+  return json.dumps(
+      {"task": config.task, "model": config.model.to_dict(), "inputs": inputs},
+      sort_keys=True,
+      default=str,
+  )
 
 
 def random_init_variables(config, seed: int, mesh) -> dict:
@@ -222,6 +286,7 @@ def random_init_variables(config, seed: int, mesh) -> dict:
   key = (_network_key(config), seed, mesh)
   if key not in _RANDOM_INIT:
     from avself import train  # pylint: disable=g-import-not-at-top
+
     _RANDOM_INIT.clear()  # hold one network at most
     _, _, state = train.random_init(config, mesh=mesh, seed=seed)
     _RANDOM_INIT[key] = variables_of(state)
@@ -264,11 +329,15 @@ class Evaluator:
     self.config, self.model, self.mesh = config, model, mesh
     self.modality = eval_config.get("modality", "audio")
     if self.modality not in MODALITIES:
-      raise ValueError(f"linear_probe modality must be one of {MODALITIES}, "
-                       f"got {self.modality!r}")
+      raise ValueError(
+          f"linear_probe modality must be one of {MODALITIES}, "
+          f"got {self.modality!r}"
+      )
     if not hasattr(model, f"embed_{self.modality}"):
-      raise ValueError(f"linear_probe: {type(model).__name__} has no embed_{self.modality}; "
-                       "the probe takes L3-Net or AVE-Net trunks")
+      raise ValueError(
+          f"linear_probe: {type(model).__name__} has no embed_{self.modality}; "
+          "the probe takes L3-Net or AVE-Net trunks"
+      )
     self.eval_config = eval_config
     self.source = eval_config.get("source", "records")
     self.C = float(eval_config.get("C") or DEFAULT_C)
@@ -280,20 +349,32 @@ class Evaluator:
     self.episodes = int(eval_config.get("episodes") or 1)
     # Checked here, not after minutes of feature extraction.
     if self.episodes < 1:
-      raise ValueError(f"linear_probe: episodes must be >= 1, got {self.episodes}")
+      raise ValueError(
+          f"linear_probe: episodes must be >= 1, got {self.episodes}"
+      )
     if self.episodes > 1 and not self.clips_per_class:
-      raise ValueError("linear_probe: episodes > 1 needs train_clips_per_class (each "
-                       "episode draws that many labelled clips per class)")
-    if self.episodes > 1 and self.source == "tfds" and not eval_config.get("test_split"):
-      raise ValueError("linear_probe: episodes > 1 takes a train/test split, not "
-                       "cross-validation by fold; set test_split")
+      raise ValueError(
+          "linear_probe: episodes > 1 needs train_clips_per_class (each "
+          "episode draws that many labelled clips per class)"
+      )
+    if (
+        self.episodes > 1
+        and self.source == "tfds"
+        and not eval_config.get("test_split")
+    ):
+      raise ValueError(
+          "linear_probe: episodes > 1 takes a train/test split, not "
+          "cross-validation by fold; set test_split"
+      )
     self._random_results = None  # fixed net, fixed data: computed once
 
   def run(self, state):
     """Yields (metric, value) pairs: accuracy (+ random_init_accuracy) and counts."""
     nets = {"trained": variables_of(state)}
     if self.with_random and self._random_results is None:
-      nets["random"] = random_init_variables(self.config, self.random_seed, self.mesh)
+      nets["random"] = random_init_variables(
+          self.config, self.random_seed, self.mesh
+      )
     data = self._features(nets)
     results = {net: self._probe(data, net) for net in nets}
     if "random" in results:
@@ -319,23 +400,38 @@ class Evaluator:
 
   def _probe(self, data: dict, net: str) -> dict:
     """Probe result of one network's features: CV by fold, or train -> test."""
+
     def view(part):
-      return {"features": part[f"{net}/{self.modality}"], "label": part["label"],
-              "video_index": part["video_index"]}
+      return {
+          "features": part[f"{net}/{self.modality}"],
+          "label": part["label"],
+          "video_index": part["video_index"],
+      }
+
     if any(np.any(part["label"] < 0) for part in data.values()):
-      raise ValueError("linear_probe: some clips are unlabelled (label -1); prepare the "
-                       "records with --labels")
+      raise ValueError(
+          "linear_probe: some clips are unlabelled (label -1); prepare the "
+          "records with --labels"
+      )
     kwargs = dict(C=self.C, Cs=self.Cs, clips_per_class=self.clips_per_class)
     if "test" not in data and np.unique(data["train"]["fold"]).size < 2:
-      raise ValueError(f"linear_probe: {self.eval_config.get('dataset')!r} defines no folds; "
-                       "set test_split (e.g. 'validation') to fit on train and score it")
+      raise ValueError(
+          f"linear_probe: {self.eval_config.get('dataset')!r} defines no folds; "
+          "set test_split (e.g. 'validation') to fit on train and score it"
+      )
     if self.episodes > 1:  # a train/test split: __init__ refused CV
-      result = episodes_accuracy(view(data["train"]), view(data["test"]),
-                                 episodes=self.episodes, **kwargs)
+      result = episodes_accuracy(
+          view(data["train"]),
+          view(data["test"]),
+          episodes=self.episodes,
+          **kwargs,
+      )
     elif "test" in data:
       result = probe_accuracy(view(data["train"]), view(data["test"]), **kwargs)
     else:
-      result = cross_validate(view(data["train"]), data["train"]["fold"], **kwargs)
+      result = cross_validate(
+          view(data["train"]), data["train"]["fold"], **kwargs
+      )
     result["feature_dim"] = data["train"][f"{net}/{self.modality}"].shape[1]
     return result
 
@@ -346,32 +442,56 @@ class Evaluator:
       return self._records_features(fn, nets)
     if self.source == "tfds":
       return self._tfds_features(fn, nets)
-    raise ValueError(f"linear_probe source must be 'records' or 'tfds', got {self.source!r}")
+    raise ValueError(
+        f"linear_probe source must be 'records' or 'tfds', got {self.source!r}"
+    )
 
   def _records_features(self, fn, nets) -> dict:
     c = self.eval_config
     feature_fn = features_lib.make_feature_fn(fn, self.model, self.mesh)
-    splits = {"train": c.get("train_split") or self.config.data.train_split,
-              "test": c.get("test_split") or self.config.data.eval_split}
-    return {part: features_lib.extract(feature_fn, nets, self.config.data, split,
-                                       self.global_batch, self.mesh)
-            for part, split in splits.items()}
+    splits = {
+        "train": c.get("train_split") or self.config.data.train_split,
+        "test": c.get("test_split") or self.config.data.eval_split,
+    }
+    return {
+        part: features_lib.extract(
+            feature_fn,
+            nets,
+            self.config.data,
+            split,
+            self.global_batch,
+            self.mesh,
+        )
+        for part, split in splits.items()
+    }
 
   def _tfds_features(self, fn, nets) -> dict:
     c = self.eval_config
-    feature_fn = jax.jit(functools.partial(fn, self.model),
-                         in_shardings=(sharding.replicated(self.mesh),
-                                       sharding.batch_sharding(self.mesh)),
-                         out_shardings=sharding.replicated(self.mesh))
+    feature_fn = jax.jit(
+        functools.partial(fn, self.model),
+        in_shardings=(
+            sharding.replicated(self.mesh),
+            sharding.batch_sharding(self.mesh),
+        ),
+        out_shardings=sharding.replicated(self.mesh),
+    )
     parts = {"train": c.get("train_split") or "train"}
     if c.get("test_split"):
       parts["test"] = c.test_split
     out = {}
     for part, split in parts.items():
-      examples = tfds_windows(c.dataset, c.get("data_dir") or None, c.get("manual_dir") or None,
-                              split, self.config.data, modality=self.modality,
-                              hop_seconds=c.get("hop_seconds"))
-      out[part] = _extract_batches(feature_fn, nets, examples, self.global_batch, self.mesh)
+      examples = tfds_windows(
+          c.dataset,
+          c.get("data_dir") or None,
+          c.get("manual_dir") or None,
+          split,
+          self.config.data,
+          modality=self.modality,
+          hop_seconds=c.get("hop_seconds"),
+      )
+      out[part] = _extract_batches(
+          feature_fn, nets, examples, self.global_batch, self.mesh
+      )
     return out
 
 
@@ -380,8 +500,16 @@ class Evaluator:
 ################################################################################
 
 
-def tfds_windows(name: str, data_dir: Optional[str], manual_dir: Optional[str], split: str,
-                 data_config, *, modality: str = "audio", hop_seconds=None):
+def tfds_windows(
+    name: str,
+    data_dir: Optional[str],
+    manual_dir: Optional[str],
+    split: str,
+    data_config,
+    *,
+    modality: str = "audio",
+    hop_seconds=None,
+):
   """Yields one dict per window of every clip: model input, label, video_index, fold.
 
   Audio is resampled to `data_config.sample_rate` (`scipy.signal.resample_poly`)
@@ -392,38 +520,61 @@ def tfds_windows(name: str, data_dir: Optional[str], manual_dir: Optional[str], 
   """
   from avself import datasets  # pylint: disable=g-import-not-at-top  (slow TF import)
   from avself import embed  # pylint: disable=g-import-not-at-top
+
   rate = int(data_config.sample_rate)
   window = int(round(data_config.audio_seconds * rate))
   hop = int(round((hop_seconds or data_config.audio_seconds) * rate))
   data_dir = os.path.expanduser(data_dir or "~/tensorflow_datasets")
-  ds = datasets.load_probe_dataset(name, data_dir, manual_dir and os.path.expanduser(manual_dir),
-                                   split)
+  ds = datasets.load_probe_dataset(
+      name, data_dir, manual_dir and os.path.expanduser(manual_dir), split
+  )
   for clip, example in enumerate(ds.as_numpy_iterator()):
-    waveform = embed.resample(example["audio"], int(example["sample_rate"]), rate)
+    waveform = embed.resample(
+        example["audio"], int(example["sample_rate"]), rate
+    )
     windows, starts = embed.cut_windows(waveform, window, hop, pad_end=False)
-    meta = dict(label=int(example["label"]), video_index=clip, fold=int(example["fold"]))
+    meta = dict(
+        label=int(example["label"]), video_index=clip, fold=int(example["fold"])
+    )
     if modality == "audio":
       inputs = embed.spectrograms(windows, data_config)  # [W, F, T, 1]
     else:
       if "frames" not in example:
-        raise ValueError(f"{name!r} has no frames: the vision probe needs Kinetics-Sounds")
+        raise ValueError(
+            f"{name!r} has no frames: the vision probe needs Kinetics-Sounds"
+        )
       centres = (starts + window / 2) / rate
-      inputs = _centre_frames(example["frames"], float(example["fps"]), centres, data_config)
+      inputs = _centre_frames(
+          example["frames"], float(example["fps"]), centres, data_config
+      )
     key = "audio" if modality == "audio" else "image"
     for row in inputs:
       yield {key: row, **meta}
 
 
-def _centre_frames(jpegs: np.ndarray, fps: float, seconds: np.ndarray, data_config) -> np.ndarray:
+def _centre_frames(
+    jpegs: np.ndarray, fps: float, seconds: np.ndarray, data_config
+) -> np.ndarray:
   """Frames showing `seconds`, decoded, resized and centre-cropped -> float32 [W, S, S, 3] in [-1, 1]."""
   from avself.data import ops  # pylint: disable=g-import-not-at-top
-  index = np.minimum(np.floor(seconds * fps + 1e-6).astype(np.int64), len(jpegs) - 1)
-  crops = [ops.decode_crop(jpegs[i], size=data_config.image_size,
-                           resize_shorter=data_config.resize_shorter) for i in index]
+
+  index = np.minimum(
+      np.floor(seconds * fps + 1e-6).astype(np.int64), len(jpegs) - 1
+  )
+  crops = [
+      ops.decode_crop(
+          jpegs[i],
+          size=data_config.image_size,
+          resize_shorter=data_config.resize_shorter,
+      )
+      for i in index
+  ]
   return np.asarray(ops.finish_images(np.stack(crops)))
 
 
-def _extract_batches(feature_fn, nets, examples, global_batch: int, mesh) -> dict:
+def _extract_batches(
+    feature_fn, nets, examples, global_batch: int, mesh
+) -> dict:
   """Runs `feature_fn` over windows in global batches (padded); returns stacked arrays.
 
   Every host reads every window and feeds its own slice of each global batch;
@@ -437,10 +588,20 @@ def _extract_batches(feature_fn, nets, examples, global_batch: int, mesh) -> dic
     rows = len(pending)
     batch = {k: np.stack([p[k] for p in pending]) for k in pending[0]}
     inputs = {k: v for k, v in batch.items() if k in ("audio", "image")}
-    inputs = {k: np.concatenate([v, np.zeros((global_batch - rows, *v.shape[1:]), v.dtype)])
-              for k, v in inputs.items()}
-    feats = sharding.to_host(feature_fn(nets, sharding.to_global(
-        {k: v[lo:lo + local] for k, v in inputs.items()}, mesh)))
+    inputs = {
+        k: np.concatenate(
+            [v, np.zeros((global_batch - rows, *v.shape[1:]), v.dtype)]
+        )
+        for k, v in inputs.items()
+    }
+    feats = sharding.to_host(
+        feature_fn(
+            nets,
+            sharding.to_global(
+                {k: v[lo : lo + local] for k, v in inputs.items()}, mesh
+            ),
+        )
+    )
     for k, v in {**feats, **batch}.items():
       if k not in inputs:
         out.setdefault(k, []).append(np.asarray(v)[:rows])

@@ -24,6 +24,7 @@ covered by sounding boxes, upsampled and peaked like the net's. A CAM of
 that size cannot do better; if the ceiling is low, the map is too coarse for
 the objects, whatever the training.
 """
+
 import json
 import os
 
@@ -33,8 +34,13 @@ from avself import localize
 from avself import pictures
 
 
-def crop_boxes(boxes: np.ndarray, world_size: int, resized_hw: tuple[int, int],
-               crop_top_left: tuple[int, int], crop_size: int) -> np.ndarray:
+def crop_boxes(
+    boxes: np.ndarray,
+    world_size: int,
+    resized_hw: tuple[int, int],
+    crop_top_left: tuple[int, int],
+    crop_size: int,
+) -> np.ndarray:
   """Boxes [..., 4] (x0, y0, x1, y1) in world pixels -> crop pixels, clipped to the crop.
 
   A box wholly outside the crop comes back empty (x1 <= x0 or y1 <= y0).
@@ -58,8 +64,14 @@ def point_in_boxes(point: np.ndarray, boxes: np.ndarray) -> bool:
   """Whether (x, y) lies inside (edges included) any non-empty box [M, 4]."""
   boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
   x, y = point
-  inside = ((boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
-            & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+  inside = (
+      (boxes[:, 0] <= x)
+      & (x <= boxes[:, 2])
+      & (boxes[:, 1] <= y)
+      & (y <= boxes[:, 3])
+      & (boxes[:, 2] > boxes[:, 0])
+      & (boxes[:, 3] > boxes[:, 1])
+  )
   return bool(inside.any())
 
 
@@ -68,7 +80,10 @@ def pointing(points: np.ndarray, boxes: list) -> tuple[int, int]:
   hits = scored = 0
   for point, frame_boxes in zip(points, boxes):
     frame_boxes = np.asarray(frame_boxes, np.float64).reshape(-1, 4)
-    if not ((frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])).any():
+    if not (
+        (frame_boxes[:, 2] > frame_boxes[:, 0])
+        & (frame_boxes[:, 3] > frame_boxes[:, 1])
+    ).any():
       continue
     scored += 1
     hits += point_in_boxes(point, frame_boxes)
@@ -99,32 +114,48 @@ def _cell_means(x: np.ndarray, axis: int, cells: int) -> np.ndarray:
   starts = np.arange(cells) * length // cells
   sums = np.add.reduceat(x, starts, axis=axis)
   sizes = np.diff(np.append(starts, length)).astype(np.float64)
-  return sums / sizes.reshape([-1 if a == axis % x.ndim else 1 for a in range(x.ndim)])
+  return sums / sizes.reshape(
+      [-1 if a == axis % x.ndim else 1 for a in range(x.ndim)]
+  )
 
 
-def resolution_ceiling(boxes: list, num_frames: int, size: int,
-                       map_shape: tuple[int, int, int]) -> tuple[int, int]:
+def resolution_ceiling(
+    boxes: list, num_frames: int, size: int, map_shape: tuple[int, int, int]
+) -> tuple[int, int]:
   """(hits, scored) of a perfect CAM [t, h, w]: box coverage averaged over each cell."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+
   ideal = box_masks(boxes, num_frames, size).astype(np.float64)
   for axis, cells in zip((1, 2, 3), map_shape):
     ideal = _cell_means(ideal, axis, cells)
-  heat = np.asarray(multisensory.cam_to_frames(ideal.astype(np.float32), num_frames, size, size))
-  return pointing(peak_points(heat.reshape(-1, size, size)),
-                  [b for clip in boxes for b in clip])
+  heat = np.asarray(
+      multisensory.cam_to_frames(
+          ideal.astype(np.float32), num_frames, size, size
+      )
+  )
+  return pointing(
+      peak_points(heat.reshape(-1, size, size)),
+      [b for clip in boxes for b in clip],
+  )
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, color=(0, 255, 0)) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray, boxes: np.ndarray, color=(0, 255, 0)
+) -> np.ndarray:
   """A copy of uint8 [H, W, 3] with 1-pixel box outlines (crop pixels)."""
   out = image.copy()
   h, w = out.shape[:2]
   for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4):
     if x1 <= x0 or y1 <= y0:
       continue
-    c0, c1 = int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.ceil(x1) - 1, 0, w - 1))
-    r0, r1 = int(np.clip(np.floor(y0), 0, h - 1)), int(np.clip(np.ceil(y1) - 1, 0, h - 1))
-    out[r0, c0:c1 + 1] = out[r1, c0:c1 + 1] = color
-    out[r0:r1 + 1, c0] = out[r0:r1 + 1, c1] = color
+    c0, c1 = int(np.clip(np.floor(x0), 0, w - 1)), int(
+        np.clip(np.ceil(x1) - 1, 0, w - 1)
+    )
+    r0, r1 = int(np.clip(np.floor(y0), 0, h - 1)), int(
+        np.clip(np.ceil(y1) - 1, 0, h - 1)
+    )
+    out[r0, c0 : c1 + 1] = out[r1, c0 : c1 + 1] = color
+    out[r0 : r1 + 1, c0] = out[r0 : r1 + 1, c1] = color
   return out
 
 
@@ -133,7 +164,9 @@ def world_dir(config, eval_config) -> str:
   explicit = eval_config.get("world_dir")
   if explicit:
     return explicit
-  return os.path.join(os.path.dirname(os.path.abspath(config.data.path)), "world")
+  return os.path.join(
+      os.path.dirname(os.path.abspath(config.data.path)), "world"
+  )
 
 
 def read_ground_truth(folder: str, split: str) -> list[dict]:
@@ -142,24 +175,38 @@ def read_ground_truth(folder: str, split: str) -> list[dict]:
   if not os.path.exists(path):
     raise FileNotFoundError(
         f"{path} not found: the localization evaluator needs a synthetic world's ground "
-        "truth (set evals.<name>.world_dir, or drop the evaluator for real data)")
+        "truth (set evals.<name>.world_dir, or drop the evaluator for real data)"
+    )
   with open(path) as f:
     rows = [json.loads(line) for line in f if line.strip()]
   return [r for r in rows if r.get("split") == split]
 
 
-def clip_boxes(truth: dict, frame_index: np.ndarray, spec, resized_hw, crop) -> list:
+def clip_boxes(
+    truth: dict, frame_index: np.ndarray, spec, resized_hw, crop
+) -> list:
   """Sounding objects' boxes in crop pixels for decoded frames `frame_index` [F]: F arrays [M, 4]."""
-  world_frames = np.clip(np.round(frame_index * truth["fps"] / spec.fps).astype(int),
-                         0, truth["num_frames"] - 1)
-  sounding = [np.asarray(o["boxes"], np.float64) for o in truth["objects"] if o["sounding"]]
+  world_frames = np.clip(
+      np.round(frame_index * truth["fps"] / spec.fps).astype(int),
+      0,
+      truth["num_frames"] - 1,
+  )
+  sounding = [
+      np.asarray(o["boxes"], np.float64)
+      for o in truth["objects"]
+      if o["sounding"]
+  ]
   if not sounding:
     return [np.zeros((0, 4))] * len(frame_index)
   boxes = np.stack(sounding, axis=1)[world_frames]  # [F, M, 4]
-  return list(crop_boxes(boxes, truth["size"], resized_hw, crop, spec.image_size))
+  return list(
+      crop_boxes(boxes, truth["size"], resized_hw, crop, spec.image_size)
+  )
 
 
-def load_world_videos(folder: str, rows: list, spec, max_seconds=None) -> list[dict]:
+def load_world_videos(
+    folder: str, rows: list, spec, max_seconds=None
+) -> list[dict]:
   """The world's videos `rows` decoded for the net, with the sounding boxes of every frame.
 
   Returns one dict per video: frames uint8 [F, S, S, 3], audio [n, C] and
@@ -167,11 +214,19 @@ def load_world_videos(folder: str, rows: list, spec, max_seconds=None) -> list[d
   """
   videos = []
   for truth in rows:
-    frames, audio, media, crop = localize.decode(os.path.join(folder, truth["file"]), spec,
-                                                 max_seconds)
+    frames, audio, media, crop = localize.decode(
+        os.path.join(folder, truth["file"]), spec, max_seconds
+    )
     resized_hw = np.asarray(media.frames).shape[1:3]
     boxes = clip_boxes(truth, np.arange(len(frames)), spec, resized_hw, crop)
-    videos.append({"frames": frames, "audio": audio, "boxes": boxes, "file": truth["file"]})
+    videos.append(
+        {
+            "frames": frames,
+            "audio": audio,
+            "boxes": boxes,
+            "file": truth["file"],
+        }
+    )
   if not videos:
     raise ValueError(f"no videos to localise in {folder}")
   return videos
@@ -205,21 +260,32 @@ class Evaluator:
     self.folder = world_dir(config, eval_config)
     self._videos = None  # decoded once, on the first run
     self._spec = None
-    self._ceiling_hits = None  # with them: it depends only on the videos and the map size
+    self._ceiling_hits = (
+        None  # with them: it depends only on the videos and the map size
+    )
 
   def run(self, state):
     """Yields pointing_accuracy, centre_baseline, resolution_ceiling, num_frames, cam_overlay."""
     if self._videos is None:
       self._spec = localize.state_clip_spec(self.config, state)
-      rows = read_ground_truth(self.folder, self.split)[:self.num_videos]
-      self._videos = load_world_videos(self.folder, rows, self._spec, self.max_seconds)
+      rows = read_ground_truth(self.folder, self.split)[: self.num_videos]
+      self._videos = load_world_videos(
+          self.folder, rows, self._spec, self.max_seconds
+      )
       self._ceiling_hits = self._ceiling(self._map_shape(state))
     hits = base_hits = scored = 0
     heats = []
     for video in self._videos:
-      heat, _ = localize.video_heatmap(self.model, state, video["frames"], video["audio"],
-                                       self._spec, self.mesh, hop=self.hop,
-                                       flip=self.flip)
+      heat, _ = localize.video_heatmap(
+          self.model,
+          state,
+          video["frames"],
+          video["audio"],
+          self._spec,
+          self.mesh,
+          hop=self.hop,
+          flip=self.flip,
+      )
       f, h, w = heat.shape
       boxes = video["boxes"][:f]
       clip_hits, clip_scored = pointing(peak_points(heat), boxes)
@@ -241,29 +307,48 @@ class Evaluator:
     """
     total = 0
     for video in self._videos:
-      frames = localize.covered_frames(len(video["frames"]), self._spec.num_frames, self.hop)
-      total += resolution_ceiling([video["boxes"][:frames]], frames, video["frames"].shape[1],
-                                  (frames, *map_shape[1:]))[0]
+      frames = localize.covered_frames(
+          len(video["frames"]), self._spec.num_frames, self.hop
+      )
+      total += resolution_ceiling(
+          [video["boxes"][:frames]],
+          frames,
+          video["frames"].shape[1],
+          (frames, *map_shape[1:]),
+      )[0]
     return total
 
   def _map_shape(self, state) -> tuple[int, int, int]:
     """(t, h, w) of the net's last conv map (the CAM) for one clip."""
     import jax  # pylint: disable=g-import-not-at-top
+
     spec = self._spec
     size = self._videos[0]["frames"].shape[1]
-    video = jax.ShapeDtypeStruct((1, spec.num_frames, size, size, 3), np.float32)
-    waveform = jax.ShapeDtypeStruct((1, spec.num_samples, spec.channels), np.float32)
+    video = jax.ShapeDtypeStruct(
+        (1, spec.num_frames, size, size, 3), np.float32
+    )
+    waveform = jax.ShapeDtypeStruct(
+        (1, spec.num_samples, spec.channels), np.float32
+    )
     out = jax.eval_shape(
-        lambda v, a: self.model.apply({"params": state.params, **state.model_state}, v, a,
-                                      train=False), video, waveform)
+        lambda v, a: self.model.apply(
+            {"params": state.params, **state.model_state}, v, a, train=False
+        ),
+        video,
+        waveform,
+    )
     return tuple(out["features"].shape[1:4])
 
   def _strips(self, heats) -> np.ndarray:
     """[num_images, 2S, 8 * 2S, 3] uint8: 8 frames per video, heat overlaid, boxes in green."""
     strips = []
-    for video, heat in list(zip(self._videos, heats))[:self.num_images]:
-      picks = np.linspace(0, len(heat) - 1, min(8, len(heat))).round().astype(int)
+    for video, heat in list(zip(self._videos, heats))[: self.num_images]:
+      picks = (
+          np.linspace(0, len(heat) - 1, min(8, len(heat))).round().astype(int)
+      )
       shown = pictures.hot_overlay(video["frames"][picks], heat[picks])
-      shown = [draw_boxes(img, video["boxes"][i]) for img, i in zip(shown, picks)]
+      shown = [
+          draw_boxes(img, video["boxes"][i]) for img, i in zip(shown, picks)
+      ]
       strips.append(pictures.upscale(np.concatenate(shown, axis=1), 2))
     return np.stack(strips)

@@ -37,6 +37,7 @@ thumbnails and sounds as log-spectrogram thumbnails, green = same class; it is
 yielded as `picture` (TensorBoard) and written by process 0 to
 `<picture_dir or workdir/pictures>/retrieval_step_<N>.png`.
 """
+
 import functools
 import os
 from typing import Optional
@@ -49,13 +50,21 @@ import numpy as np
 from avself import pictures
 from avself.evaluators import features
 
-DIRECTIONS = (("image", "image"), ("image", "audio"), ("audio", "image"), ("audio", "audio"))
+DIRECTIONS = (
+    ("image", "image"),
+    ("image", "audio"),
+    ("audio", "image"),
+    ("audio", "audio"),
+)
 _EXCLUDED = -1e9  # score of an excluded item: below every cosine
 
 
 # ### Metrics (pure numpy) #####################################################
 
-def relevance_matrix(query_labels, item_labels, ontology: Optional[np.ndarray] = None):
+
+def relevance_matrix(
+    query_labels, item_labels, ontology: Optional[np.ndarray] = None
+):
   """[Nq, Nd] relevance: same class = 1 (graded by the ontology if given); label -1 = 0."""
   q = np.asarray(query_labels)[:, None]
   d = np.asarray(item_labels)[None, :]
@@ -72,6 +81,7 @@ def relevance_matrix(query_labels, item_labels, ontology: Optional[np.ndarray] =
 def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int) -> float:
   """Mean nDCG@k over queries with any relevant item (sklearn.metrics.ndcg_score)."""
   from sklearn.metrics import ndcg_score  # pylint: disable=g-import-not-at-top
+
   rows = relevance.max(axis=1) > 0
   if not rows.any():
     return float("nan")
@@ -85,19 +95,32 @@ def recall_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     return float("nan")
   # Stable sort on -score: ties keep item order, so the number is deterministic.
   top = np.argsort(-scores[rows], axis=1, kind="stable")[:, :k]
-  return float(np.take_along_axis(relevant[rows], top, axis=1).any(axis=1).mean())
+  return float(
+      np.take_along_axis(relevant[rows], top, axis=1).any(axis=1).mean()
+  )
 
 
-def retrieval_metrics(query, items, query_labels, item_labels, *, exclude=None,
-                      partner: bool = False, k: int = 30, recall_ks=(1, 5, 10),
-                      ontology=None) -> dict:
+def retrieval_metrics(
+    query,
+    items,
+    query_labels,
+    item_labels,
+    *,
+    exclude=None,
+    partner: bool = False,
+    k: int = 30,
+    recall_ks=(1, 5, 10),
+    ontology=None,
+) -> dict:
   """nDCG@k, recall@k (and instance_recall@k when item i is query i's partner).
 
   query [Nq, D] and items [Nd, D] are unit-norm embeddings (score = cosine);
   `exclude` [Nq, Nd] bool marks items that are not candidates for a query
   (they score below everything and count as irrelevant).
   """
-  scores = np.asarray(query, np.float64) @ np.asarray(items, np.float64).T  # [Nq, Nd]
+  scores = (
+      np.asarray(query, np.float64) @ np.asarray(items, np.float64).T
+  )  # [Nq, Nd]
   relevance = relevance_matrix(query_labels, item_labels, ontology)
   if exclude is not None:
     scores = np.where(exclude, _EXCLUDED, scores)
@@ -115,7 +138,9 @@ def retrieval_metrics(query, items, query_labels, item_labels, *, exclude=None,
   return out
 
 
-def all_directions(items: dict, *, k: int = 30, recall_ks=(1, 5, 10), ontology=None) -> dict:
+def all_directions(
+    items: dict, *, k: int = 30, recall_ks=(1, 5, 10), ontology=None
+) -> dict:
   """`{direction/metric: value}` for the four directions over `items` (see `retrieval_items`)."""
   out = {}
   same_video = items["video_index"][:, None] == items["video_index"][None, :]
@@ -123,9 +148,16 @@ def all_directions(items: dict, *, k: int = 30, recall_ks=(1, 5, 10), ontology=N
     name = f"{source}_to_{target}"
     within = source == target
     metrics = retrieval_metrics(
-        items[source], items[target], items["label"], items["label"],
-        exclude=same_video if within else None, partner=not within, k=k,
-        recall_ks=recall_ks, ontology=ontology)
+        items[source],
+        items[target],
+        items["label"],
+        items["label"],
+        exclude=same_video if within else None,
+        partner=not within,
+        k=k,
+        recall_ks=recall_ks,
+        ontology=ontology,
+    )
     out.update({f"{name}/{m}": v for m, v in metrics.items()})
   return out
 
@@ -141,7 +173,14 @@ def retrieval_items(feats: dict, level: str) -> dict:
   the middle window's (its centre frame is the clip's middle frame).
   """
   if level == "window":
-    keys = ("image", "audio", "label", "video_index", "image_thumb", "audio_thumb")
+    keys = (
+        "image",
+        "audio",
+        "label",
+        "video_index",
+        "image_thumb",
+        "audio_thumb",
+    )
     return {k: feats[k] for k in keys if k in feats}
   if level != "video":
     raise ValueError(f"retrieval level={level!r}: use 'video' or 'window'")
@@ -150,8 +189,12 @@ def retrieval_items(feats: dict, level: str) -> dict:
   counts = np.bincount(inverse, minlength=len(videos))
   middle = order[np.cumsum(counts) - counts + counts // 2]  # [V] window index
   audio, _ = features.per_video_mean(feats["audio"], feats["video_index"])
-  out = {"image": feats["image"][middle], "audio": _unit(audio.astype(np.float32)),
-         "label": feats["label"][middle], "video_index": videos}
+  out = {
+      "image": feats["image"][middle],
+      "audio": _unit(audio.astype(np.float32)),
+      "label": feats["label"][middle],
+      "video_index": videos,
+  }
   for k in ("image_thumb", "audio_thumb"):
     if k in feats:
       out[k] = feats[k][middle]
@@ -160,34 +203,46 @@ def retrieval_items(feats: dict, level: str) -> dict:
 
 # ### Probe ####################################################################
 
+
 def probe_accuracy(train_x, train_y, test_x, test_y) -> float:
   """Held-out accuracy of a standardised L2 logistic regression (labels -1 dropped)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   from sklearn.pipeline import make_pipeline  # pylint: disable=g-import-not-at-top
   from sklearn.preprocessing import StandardScaler  # pylint: disable=g-import-not-at-top
+
   train, test = train_y >= 0, test_y >= 0
   if len(np.unique(train_y[train])) < 2 or not test.any():
     return float("nan")
-  clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+  clf = make_pipeline(
+      StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)
+  )
   clf.fit(train_x[train], train_y[train])
   return float(clf.score(test_x[test], test_y[test]))
 
 
 # ### Pictures #################################################################
 
+
 def _tiles(items: dict, modality: str, indices, size: int) -> list:
   if modality == "image":
-    return [pictures.image_thumbnail(items["image_thumb"][i], size) for i in indices]
-  return [pictures.spectrogram_thumbnail(items["audio_thumb"][i], size) for i in indices]
+    return [
+        pictures.image_thumbnail(items["image_thumb"][i], size) for i in indices
+    ]
+  return [
+      pictures.spectrogram_thumbnail(items["audio_thumb"][i], size)
+      for i in indices
+  ]
 
 
-def retrieval_picture(items: dict, *, num_queries: int = 2, top_k: int = 5,
-                      size: int = 48) -> np.ndarray:
+def retrieval_picture(
+    items: dict, *, num_queries: int = 2, top_k: int = 5, size: int = 48
+) -> np.ndarray:
   """Grid uint8 [4 * num_queries * cell, (top_k + 1) * cell + gap, 3]: per direction, queries and their top_k."""
   n = len(items["label"])
   # Queries spread over the label-sorted items, so the rows show different classes.
   queries = np.argsort(items["label"], kind="stable")[
-      np.linspace(0, n - 1, num_queries).round().astype(int)]
+      np.linspace(0, n - 1, num_queries).round().astype(int)
+  ]
   same_video = items["video_index"][:, None] == items["video_index"][None, :]
   rows = []
   for source, target in DIRECTIONS:
@@ -196,12 +251,18 @@ def retrieval_picture(items: dict, *, num_queries: int = 2, top_k: int = 5,
       scores = np.where(same_video, _EXCLUDED, scores)
     for q in queries:
       top = np.argsort(-scores[q], kind="stable")[:top_k]
-      rows.append((_tiles(items, source, [q], size)[0], _tiles(items, target, top, size),
-                   [items["label"][i] == items["label"][q] for i in top]))
+      rows.append(
+          (
+              _tiles(items, source, [q], size)[0],
+              _tiles(items, target, top, size),
+              [items["label"][i] == items["label"][q] for i in top],
+          )
+      )
   return pictures.retrieval_grid(rows)
 
 
 # ### The evaluator ############################################################
+
 
 def _embedding(out: dict) -> jnp.ndarray:
   """A tower's unit embedding [B, D]: AVE-Net's, AVOL's mean-pooled map, or L3's pooled trunk."""
@@ -217,16 +278,22 @@ def _embedding(out: dict) -> jnp.ndarray:
 
 def embed_fn(model, variables, batch, *, thumbnail: int = 0) -> dict:
   """Window -> image / audio embeddings [B, D] (+ small input thumbnails for pictures)."""
-  vision = model.apply(variables, batch["image"], method=lambda m, x: m.embed_vision(x, False))
-  audio = model.apply(variables, batch["audio"], method=lambda m, x: m.embed_audio(x, False))
+  vision = model.apply(
+      variables, batch["image"], method=lambda m, x: m.embed_vision(x, False)
+  )
+  audio = model.apply(
+      variables, batch["audio"], method=lambda m, x: m.embed_audio(x, False)
+  )
   out = {"image": _embedding(vision), "audio": _embedding(audio)}
   if thumbnail:
     b = batch["image"].shape[0]
     # Downsized on device so that the host keeps ~10 kB per window, not the inputs.
-    out["image_thumb"] = jax.image.resize(batch["image"], (b, thumbnail, thumbnail, 3),
-                                          "linear")
-    out["audio_thumb"] = jax.image.resize(batch["audio"][..., 0], (b, thumbnail, thumbnail),
-                                          "linear")
+    out["image_thumb"] = jax.image.resize(
+        batch["image"], (b, thumbnail, thumbnail, 3), "linear"
+    )
+    out["audio_thumb"] = jax.image.resize(
+        batch["audio"][..., 0], (b, thumbnail, thumbnail), "linear"
+    )
   return out
 
 
@@ -240,7 +307,16 @@ class Evaluator:
   picture_dir ('' = `workdir/pictures` when the loop passes a workdir).
   """
 
-  def __init__(self, config, eval_config, *, task, model, mesh, workdir: Optional[str] = None):
+  def __init__(
+      self,
+      config,
+      eval_config,
+      *,
+      task,
+      model,
+      mesh,
+      workdir: Optional[str] = None,
+  ):
     del task
     self.config, self.model, self.mesh = config, model, mesh
     self.split = eval_config.get("split") or config.data.eval_split
@@ -254,35 +330,53 @@ class Evaluator:
     self.batch = int(eval_config.get("batch_size") or config.batch_size)
     self.num_queries = int(eval_config.get("picture_queries", 2))
     self.top_k = int(eval_config.get("picture_top_k", 5))
-    self.thumbnail = int(eval_config.get("thumbnail", 48)) if self.num_queries else 0
+    self.thumbnail = (
+        int(eval_config.get("thumbnail", 48)) if self.num_queries else 0
+    )
     picture_dir = eval_config.get("picture_dir") or ""
-    self.picture_dir = picture_dir or (os.path.join(workdir, "pictures") if workdir else "")
+    self.picture_dir = picture_dir or (
+        os.path.join(workdir, "pictures") if workdir else ""
+    )
     self._feature_fn = features.make_feature_fn(
-        functools.partial(embed_fn, thumbnail=self.thumbnail), model, mesh)
+        functools.partial(embed_fn, thumbnail=self.thumbnail), model, mesh
+    )
     self._baseline = None  # The random-init numbers, computed on the first run.
 
   def _extract(self, variables, split: str) -> dict:
-    return features.extract(self._feature_fn, variables, self.config.data, split,
-                            self.batch, self.mesh)
+    return features.extract(
+        self._feature_fn,
+        variables,
+        self.config.data,
+        split,
+        self.batch,
+        self.mesh,
+    )
 
   def _scores(self, variables) -> tuple[dict, dict]:
     """(metrics, items) of one network."""
     feats = self._extract(variables, self.split)
     items = retrieval_items(feats, self.level)
-    metrics = all_directions(items, k=self.k, recall_ks=self.recall_ks, ontology=self.ontology)
+    metrics = all_directions(
+        items, k=self.k, recall_ks=self.recall_ks, ontology=self.ontology
+    )
     if self.probe:
       train = self._extract(variables, self.config.data.train_split)
       for modality, name in (("image", "vision"), ("audio", "audio")):
         metrics[f"probe/{name}_accuracy"] = probe_accuracy(
-            train[modality], train["label"], feats[modality], feats["label"])
+            train[modality], train["label"], feats[modality], feats["label"]
+        )
       labels = feats["label"][feats["label"] >= 0]
-      metrics["probe/majority_rate"] = float(
-          np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+      metrics["probe/majority_rate"] = (
+          float(np.bincount(labels).max() / len(labels))
+          if len(labels)
+          else float("nan")
+      )
     metrics["num_items"] = float(len(items["label"]))
     return metrics, items
 
   def _random_init_scores(self) -> dict:
     from avself import train  # pylint: disable=g-import-not-at-top
+
     _, _, state = train.random_init(self.config, mesh=self.mesh)
     metrics, _ = self._scores({"params": state.params, **state.model_state})
     return metrics
@@ -294,15 +388,25 @@ class Evaluator:
       self._baseline = self._random_init_scores()
     for name, value in metrics.items():
       yield name, value
-      if self._baseline is not None and name in self._baseline and name != "num_items" \
-          and not name.endswith("majority_rate"):
+      if (
+          self._baseline is not None
+          and name in self._baseline
+          and name != "num_items"
+          and not name.endswith("majority_rate")
+      ):
         head, _, metric = name.rpartition("/")
         yield f"{head}/random_init_{metric}", self._baseline[name]
     if self.num_queries:
-      picture = retrieval_picture(items, num_queries=self.num_queries, top_k=self.top_k,
-                                  size=self.thumbnail)
+      picture = retrieval_picture(
+          items,
+          num_queries=self.num_queries,
+          top_k=self.top_k,
+          size=self.thumbnail,
+      )
       if self.picture_dir and jax.process_index() == 0:
-        path = os.path.join(self.picture_dir, f"retrieval_step_{int(state.step)}.png")
+        path = os.path.join(
+            self.picture_dir, f"retrieval_step_{int(state.step)}.png"
+        )
         pictures.save_png(picture, path)
         logging.info("Retrieval picture: %s", path)
       yield "picture", picture

@@ -7,6 +7,7 @@ mode with `train=False` and a fixed seed, so a number reproduces exactly for
 a given checkpoint and device count. (No `Evaluator` here: not an evaluator
 type of its own.)
 """
+
 import functools
 
 import jax
@@ -30,26 +31,40 @@ class SummedEvaluator:
     self.seed = int(eval_config.get("seed", 1234))
     batch = int(eval_config.get("batch_size") or config.batch_size)
     self.local_batch = sharding.local_batch_size(batch)
-    num_examples = int(eval_config.get("num_examples", self.default_num_examples))
+    num_examples = int(
+        eval_config.get("num_examples", self.default_num_examples)
+    )
     self.num_batches = -(-num_examples // batch)
     self._step = jax.jit(
         functools.partial(eval_step, task=task, model=model),
-        in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
-                      sharding.batch_sharding(mesh)),
-        out_shardings=sharding.replicated(mesh))
+        in_shardings=(
+            sharding.replicated(mesh),
+            sharding.replicated(mesh),
+            sharding.batch_sharding(mesh),
+        ),
+        out_shardings=sharding.replicated(mesh),
+    )
 
   def _batches(self):
     from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+
     ds = pipeline.make_dataset(
-        self.config.data, mode=self.task.data_mode(self.config), split=self.split,
-        batch_size=self.local_batch, train=False, seed=self.seed)
+        self.config.data,
+        mode=self.task.data_mode(self.config),
+        split=self.split,
+        batch_size=self.local_batch,
+        train=False,
+        seed=self.seed,
+    )
     return ds.repeat().take(self.num_batches).as_numpy_iterator()
 
   def totals(self, state) -> dict:
     """{name: float} summed over all evaluation batches."""
     totals = None
     for local in self._batches():
-      out = self._step(state.params, state.model_state, sharding.to_global(local, self.mesh))
+      out = self._step(
+          state.params, state.model_state, sharding.to_global(local, self.mesh)
+      )
       out = sharding.to_host(out)
       totals = out if totals is None else {k: totals[k] + out[k] for k in out}
     return {k: float(v) for k, v in totals.items()}

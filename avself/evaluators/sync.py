@@ -5,6 +5,7 @@ and no jitter, so the number reproduces exactly for a given checkpoint and
 device count. In paired mode every clip is scored twice (its aligned and its
 shifted audio), so chance is 0.5 and `positive_fraction` is exactly 0.5.
 """
+
 import jax.numpy as jnp
 import optax
 
@@ -24,8 +25,14 @@ class Evaluator(summed.SummedEvaluator):
   default_num_examples = 512
 
   def __init__(self, config, eval_config, *, task, model, mesh):
-    super().__init__(config, eval_config, task=task, model=model, mesh=mesh,
-                     eval_step=_eval_step)
+    super().__init__(
+        config,
+        eval_config,
+        task=task,
+        model=model,
+        mesh=mesh,
+        eval_step=_eval_step,
+    )
 
   def run(self, state):
     """Yields (metric, value) pairs."""
@@ -44,10 +51,14 @@ class Evaluator(summed.SummedEvaluator):
 def _eval_step(params, model_state, batch, *, task, model):
   """Sums of correct predictions (all, aligned, shifted), loss and counts over the global batch."""
   logits, labels, _ = task.logits_and_labels(
-      model, {"params": params, **model_state}, batch, train=False)
+      model, {"params": params, **model_state}, batch, train=False
+  )
   correct = ((logits > 0) == (labels > 0.5)).astype(jnp.float32)
-  return {"correct": correct.sum(),
-          "correct_positives": (correct * labels).sum(),
-          "correct_negatives": (correct * (1.0 - labels)).sum(),
-          "loss_sum": optax.sigmoid_binary_cross_entropy(logits, labels).sum(),
-          "positives": labels.sum(), "count": jnp.float32(labels.shape[0])}
+  return {
+      "correct": correct.sum(),
+      "correct_positives": (correct * labels).sum(),
+      "correct_negatives": (correct * (1.0 - labels)).sum(),
+      "loss_sum": optax.sigmoid_binary_cross_entropy(logits, labels).sum(),
+      "positives": labels.sum(),
+      "count": jnp.float32(labels.shape[0]),
+  }

@@ -7,6 +7,7 @@ multiple-instance learning, the sound comes from somewhere in the frame).
 The map itself is the localisation output; `evaluators/av_localization.py`
 scores where its peak falls.
 """
+
 import jax.numpy as jnp
 import optax
 
@@ -21,10 +22,15 @@ def data_mode(config) -> str:
 def build_model(config):
   """AVOL-Net of `config.model.width` and dtype."""
   from avself.models import avenet  # pylint: disable=g-import-not-at-top
+
   m = config.model
   if m.name != "avol":
-    raise ValueError(f"config.model.name={m.name!r}: the avol task trains 'avol'")
-  return avenet.AVOLNet(width=m.width, dtype=jnp.dtype(m.get("dtype", "float32")))
+    raise ValueError(
+        f"config.model.name={m.name!r}: the avol task trains 'avol'"
+    )
+  return avenet.AVOLNet(
+      width=m.width, dtype=jnp.dtype(m.get("dtype", "float32"))
+  )
 
 
 def dummy_batch(config, batch_size: int) -> dict:
@@ -33,13 +39,17 @@ def dummy_batch(config, batch_size: int) -> dict:
 
 
 def init(model, rng, batch):
-  return model.init({"params": rng}, batch["image"], batch["audio"], train=False)
+  return model.init(
+      {"params": rng}, batch["image"], batch["audio"], train=False
+  )
 
 
 def loss_fn(model, params, model_state, batch, rng, train: bool):
   """Sigmoid cross-entropy of the max-pooled logit against matched (1) / mismatched (0)."""
   del rng
-  outputs, new_state = avc.forward(model, {"params": params, **model_state}, batch, train)
+  outputs, new_state = avc.forward(
+      model, {"params": params, **model_state}, batch, train
+  )
   logit = outputs["logit"].astype(jnp.float32)  # [B]
   labels = batch["label"].astype(jnp.float32)
   loss = optax.sigmoid_binary_cross_entropy(logit, labels).mean()

@@ -23,6 +23,7 @@ how tightly a class can cluster (contrast this with the probe, which wants
 classes together) and grows with the batch / number-of-classes ratio. The
 `pairs` mode carries no video id, so same-video negatives cannot be masked.
 """
+
 import math
 from typing import Any
 
@@ -41,13 +42,15 @@ LOSSES = ("infonce", "sigmoid")
 
 def default_options() -> ml_collections.ConfigDict:
   """`config.contrastive`: loss, temperature (init and clip range) and sigmoid bias."""
-  return ml_collections.ConfigDict(dict(
-      loss="infonce",
-      temperature_init=0.07,  # CLIP's; SigLIP starts at 0.1 (log t' = log 10).
-      min_temperature=0.01,  # CLIP clips the logit scale at 100.
-      max_temperature=1.0,
-      bias_init=-10.0,  # SigLIP's, for the sigmoid loss (unused by infonce).
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          loss="infonce",
+          temperature_init=0.07,  # CLIP's; SigLIP starts at 0.1 (log t' = log 10).
+          min_temperature=0.01,  # CLIP clips the logit scale at 100.
+          max_temperature=1.0,
+          bias_init=-10.0,  # SigLIP's, for the sigmoid loss (unused by infonce).
+      )
+  )
 
 
 def options(config) -> ml_collections.ConfigDict:
@@ -55,7 +58,9 @@ def options(config) -> ml_collections.ConfigDict:
   opts = default_options()
   opts.update(dict(config.get("contrastive") or {}))
   if opts.loss not in LOSSES:
-    raise ValueError(f"config.contrastive.loss={opts.loss!r}: use one of {LOSSES}")
+    raise ValueError(
+        f"config.contrastive.loss={opts.loss!r}: use one of {LOSSES}"
+    )
   return opts
 
 
@@ -87,17 +92,25 @@ class ContrastiveNet(nn.Module):
     self.towers = avenet.AVENet(width=self.width, dtype=self.dtype)
     # Log-parametrised so that gradient steps are relative and t stays positive.
     self.log_temperature = self.param(
-        "log_temperature", nn.initializers.constant(math.log(self.temperature_init)),
-        (), jnp.float32)
-    self.bias = self.param("bias", nn.initializers.constant(self.bias_init), (), jnp.float32)
+        "log_temperature",
+        nn.initializers.constant(math.log(self.temperature_init)),
+        (),
+        jnp.float32,
+    )
+    self.bias = self.param(
+        "bias", nn.initializers.constant(self.bias_init), (), jnp.float32
+    )
 
   def __call__(self, image, spectrogram, train: bool) -> dict:
     """image [B, H, W, 3], spectrogram [B, F, T, 1] -> unit embeddings [B, D] and the scalars."""
-    return {"vision_embedding": self.embed_vision(image, train)["embedding"],
-            "audio_embedding": self.embed_audio(spectrogram, train)["embedding"],
-            "temperature": temperature(self.log_temperature, self.min_temperature,
-                                       self.max_temperature),
-            "bias": self.bias}
+    return {
+        "vision_embedding": self.embed_vision(image, train)["embedding"],
+        "audio_embedding": self.embed_audio(spectrogram, train)["embedding"],
+        "temperature": temperature(
+            self.log_temperature, self.min_temperature, self.max_temperature
+        ),
+        "bias": self.bias,
+    }
 
   def embed_vision(self, image, train: bool = False) -> dict:
     """Vision trunk dict plus `embedding` [B, D] (unit norm)."""
@@ -111,21 +124,32 @@ class ContrastiveNet(nn.Module):
 def similarities(vision: jnp.ndarray, audio: jnp.ndarray) -> jnp.ndarray:
   """Cosines [B, B]: row i = frame i against every sound (inputs unit norm)."""
   # HIGHEST: at t = 0.07 a bf16-pass matmul's error (~1e-2) would move logits by ~0.1.
-  return jnp.einsum("id,jd->ij", vision, audio, precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum(
+      "id,jd->ij", vision, audio, precision=jax.lax.Precision.HIGHEST
+  )
 
 
-def temperature(log_temperature, min_temperature: float, max_temperature: float):
+def temperature(
+    log_temperature, min_temperature: float, max_temperature: float
+):
   """exp(log t) clipped to [min, max] (no gradient once clipped, as CLIP's clamp)."""
-  return jnp.exp(jnp.clip(log_temperature, math.log(min_temperature),
-                          math.log(max_temperature)))
+  return jnp.exp(
+      jnp.clip(
+          log_temperature, math.log(min_temperature), math.log(max_temperature)
+      )
+  )
 
 
 def infonce_loss(vision, audio, temp) -> jnp.ndarray:
   """Symmetric InfoNCE: mean of frame->sound and sound->frame cross-entropies."""
   logits = similarities(vision, audio) / temp  # [B, B]
   labels = jnp.arange(logits.shape[0])
-  frame_to_sound = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  sound_to_frame = optax.softmax_cross_entropy_with_integer_labels(logits.T, labels)
+  frame_to_sound = optax.softmax_cross_entropy_with_integer_labels(
+      logits, labels
+  )
+  sound_to_frame = optax.softmax_cross_entropy_with_integer_labels(
+      logits.T, labels
+  )
   return 0.5 * (frame_to_sound.mean() + sound_to_frame.mean())
 
 
@@ -140,10 +164,14 @@ def in_batch_accuracy(vision, audio) -> jnp.ndarray:
   """How often the own partner is the nearest of the B candidates (both directions)."""
   sim = similarities(vision, audio)
   labels = jnp.arange(sim.shape[0])
-  return 0.5 * ((jnp.argmax(sim, 1) == labels).mean() + (jnp.argmax(sim, 0) == labels).mean())
+  return 0.5 * (
+      (jnp.argmax(sim, 1) == labels).mean()
+      + (jnp.argmax(sim, 0) == labels).mean()
+  )
 
 
 # ### The task interface ######################################################
+
 
 def data_mode(config) -> str:
   del config
@@ -154,13 +182,20 @@ def build_model(config) -> ContrastiveNet:
   """AVE-Net towers with the loss's learnable scalars."""
   m = config.model
   if m.name != "avenet":
-    raise ValueError(f"config.model.name={m.name!r}: the contrastive task trains the "
-                     "'avenet' towers")
+    raise ValueError(
+        f"config.model.name={m.name!r}: the contrastive task trains the "
+        "'avenet' towers"
+    )
   opts = options(config)
-  return ContrastiveNet(width=m.width, dtype=jnp.dtype(m.get("dtype", "float32")),
-                        loss=opts.loss, temperature_init=opts.temperature_init,
-                        min_temperature=opts.min_temperature,
-                        max_temperature=opts.max_temperature, bias_init=opts.bias_init)
+  return ContrastiveNet(
+      width=m.width,
+      dtype=jnp.dtype(m.get("dtype", "float32")),
+      loss=opts.loss,
+      temperature_init=opts.temperature_init,
+      min_temperature=opts.min_temperature,
+      max_temperature=opts.max_temperature,
+      bias_init=opts.bias_init,
+  )
 
 
 def dummy_batch(config, batch_size: int) -> dict:
@@ -171,13 +206,17 @@ def dummy_batch(config, batch_size: int) -> dict:
 
 
 def init(model, rng, batch):
-  return model.init({"params": rng}, batch["image"], batch["audio"], train=False)
+  return model.init(
+      {"params": rng}, batch["image"], batch["audio"], train=False
+  )
 
 
 def loss_fn(model, params, model_state, batch, rng, train: bool):
   """`model.loss` over the global batch, plus in-batch retrieval metrics."""
   del rng
-  outputs, new_state = avc.forward(model, {"params": params, **model_state}, batch, train)
+  outputs, new_state = avc.forward(
+      model, {"params": params, **model_state}, batch, train
+  )
   v, a = outputs["vision_embedding"], outputs["audio_embedding"]  # [B, D] each
   temp = outputs["temperature"]
   if model.loss == "infonce":
@@ -186,10 +225,14 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
     loss = sigmoid_loss(v, a, temp, outputs["bias"])
   sim = similarities(v, a)
   eye = jnp.eye(sim.shape[0], dtype=bool)
-  metrics = {"loss": loss, "accuracy": in_batch_accuracy(v, a), "temperature": temp,
-             "positive_similarity": jnp.sum(jnp.where(eye, sim, 0.0)) / sim.shape[0],
-             "negative_similarity": jnp.sum(jnp.where(eye, 0.0, sim))
-                                    / max(sim.size - sim.shape[0], 1)}
+  metrics = {
+      "loss": loss,
+      "accuracy": in_batch_accuracy(v, a),
+      "temperature": temp,
+      "positive_similarity": jnp.sum(jnp.where(eye, sim, 0.0)) / sim.shape[0],
+      "negative_similarity": jnp.sum(jnp.where(eye, 0.0, sim))
+      / max(sim.size - sim.shape[0], 1),
+  }
   if model.loss == "sigmoid":
     metrics["bias"] = outputs["bias"]
   return loss, (metrics, new_state)

@@ -18,6 +18,7 @@ trunks + embedding heads trained end to end on the pipeline's `avc` pairs:
 Examples whose class is -1 (unlabelled videos) drop out of the class terms;
 the cosine term uses every pair.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -32,12 +33,14 @@ from avself.tasks import avc
 
 def default_options() -> ml_collections.ConfigDict:
   """`config.crossmodal`: classes, margin and the two loss weights."""
-  return ml_collections.ConfigDict(dict(
-      num_classes=10,
-      margin=0.1,
-      cosine_weight=1.0,
-      classification_weight=0.1,
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          num_classes=10,
+          margin=0.1,
+          cosine_weight=1.0,
+          classification_weight=0.1,
+      )
+  )
 
 
 def options(config) -> ml_collections.ConfigDict:
@@ -71,14 +74,20 @@ class CrossModalNet(nn.Module):
 
   def setup(self):
     self.towers = avenet.AVENet(width=self.width, dtype=self.dtype)
-    self.classifier = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32)
+    self.classifier = nn.Dense(
+        self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32
+    )
 
   def __call__(self, image, spectrogram, train: bool) -> dict:
     """image [B, H, W, 3], spectrogram [B, F, T, 1] -> embeddings [B, D] and class logits [B, K]."""
     v = self.embed_vision(image, train)["embedding"]
     a = self.embed_audio(spectrogram, train)["embedding"]
-    return {"vision_embedding": v, "audio_embedding": a,
-            "vision_class_logits": self.classifier(v), "audio_class_logits": self.classifier(a)}
+    return {
+        "vision_embedding": v,
+        "audio_embedding": a,
+        "vision_class_logits": self.classifier(v),
+        "audio_class_logits": self.classifier(a),
+    }
 
   def embed_vision(self, image, train: bool = False) -> dict:
     """Vision trunk dict plus `embedding` [B, D] (unit norm)."""
@@ -92,7 +101,8 @@ class CrossModalNet(nn.Module):
 def cosine_embedding_loss(vision, audio, matched, margin: float) -> jnp.ndarray:
   """Mean over pairs of 1 - cos (matched) or max(0, cos - margin) (mismatched)."""
   cos = jnp.sum(vision * audio, -1) / jnp.maximum(
-      jnp.linalg.norm(vision, axis=-1) * jnp.linalg.norm(audio, axis=-1), 1e-12)  # [B]
+      jnp.linalg.norm(vision, axis=-1) * jnp.linalg.norm(audio, axis=-1), 1e-12
+  )  # [B]
   per_pair = jnp.where(matched, 1.0 - cos, jnp.maximum(0.0, cos - margin))
   return per_pair.mean()
 
@@ -100,7 +110,9 @@ def cosine_embedding_loss(vision, audio, matched, margin: float) -> jnp.ndarray:
 def masked_cross_entropy(logits, labels) -> jnp.ndarray:
   """Softmax cross-entropy averaged over the examples with a label >= 0 (0 if none)."""
   keep = labels >= 0
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.maximum(labels, 0)
+  )
   return jnp.sum(jnp.where(keep, ce, 0.0)) / jnp.maximum(jnp.sum(keep), 1)
 
 
@@ -108,7 +120,9 @@ def audio_class_labels(batch) -> jnp.ndarray:
   """The audio's own class: `audio_class_label`, else `class_label` where matched, else -1."""
   if "audio_class_label" in batch:
     return batch["audio_class_label"].astype(jnp.int32)
-  return jnp.where(batch["label"] == 1, batch["class_label"], -1).astype(jnp.int32)
+  return jnp.where(batch["label"] == 1, batch["class_label"], -1).astype(
+      jnp.int32
+  )
 
 
 def _masked_accuracy(logits, labels) -> jnp.ndarray:
@@ -119,6 +133,7 @@ def _masked_accuracy(logits, labels) -> jnp.ndarray:
 
 # ### The task interface ######################################################
 
+
 def data_mode(config) -> str:
   del config
   return "avc"
@@ -128,13 +143,19 @@ def build_model(config) -> CrossModalNet:
   """AVE-Net towers plus the shared classifier."""
   m = config.model
   if m.name != "avenet":
-    raise ValueError(f"config.model.name={m.name!r}: the crossmodal task trains the "
-                     "'avenet' towers")
+    raise ValueError(
+        f"config.model.name={m.name!r}: the crossmodal task trains the "
+        "'avenet' towers"
+    )
   opts = options(config)
-  return CrossModalNet(num_classes=opts.num_classes, width=m.width,
-                       dtype=jnp.dtype(m.get("dtype", "float32")), margin=opts.margin,
-                       cosine_weight=opts.cosine_weight,
-                       classification_weight=opts.classification_weight)
+  return CrossModalNet(
+      num_classes=opts.num_classes,
+      width=m.width,
+      dtype=jnp.dtype(m.get("dtype", "float32")),
+      margin=opts.margin,
+      cosine_weight=opts.cosine_weight,
+      classification_weight=opts.classification_weight,
+  )
 
 
 def dummy_batch(config, batch_size: int) -> dict:
@@ -145,28 +166,42 @@ def dummy_batch(config, batch_size: int) -> dict:
 
 
 def init(model, rng, batch):
-  return model.init({"params": rng}, batch["image"], batch["audio"], train=False)
+  return model.init(
+      {"params": rng}, batch["image"], batch["audio"], train=False
+  )
 
 
 def loss_fn(model, params, model_state, batch, rng, train: bool):
   """Weighted cosine embedding loss + shared-classifier cross-entropies."""
   del rng
-  outputs, new_state = avc.forward(model, {"params": params, **model_state}, batch, train)
+  outputs, new_state = avc.forward(
+      model, {"params": params, **model_state}, batch, train
+  )
   v, a = outputs["vision_embedding"], outputs["audio_embedding"]
   matched = batch["label"] == 1
   cosine = cosine_embedding_loss(v, a, matched, model.margin)
   vision_labels = batch["class_label"].astype(jnp.int32)
   audio_labels = audio_class_labels(batch)
-  classes_v = masked_cross_entropy(outputs["vision_class_logits"], vision_labels)
+  classes_v = masked_cross_entropy(
+      outputs["vision_class_logits"], vision_labels
+  )
   classes_a = masked_cross_entropy(outputs["audio_class_logits"], audio_labels)
-  loss = model.cosine_weight * cosine + model.classification_weight * (classes_v + classes_a)
+  loss = model.cosine_weight * cosine + model.classification_weight * (
+      classes_v + classes_a
+  )
   cos = jnp.sum(v * a, -1)
   # A pair is called matched when its cosine clears half the margin's way to 1.
   accuracy = ((cos > (1.0 + model.margin) / 2) == matched).mean()
-  metrics = {"loss": loss, "cosine_loss": cosine, "classification_loss": classes_v + classes_a,
-             "accuracy": accuracy,
-             "vision_class_accuracy": _masked_accuracy(outputs["vision_class_logits"],
-                                                       vision_labels),
-             "audio_class_accuracy": _masked_accuracy(outputs["audio_class_logits"],
-                                                      audio_labels)}
+  metrics = {
+      "loss": loss,
+      "cosine_loss": cosine,
+      "classification_loss": classes_v + classes_a,
+      "accuracy": accuracy,
+      "vision_class_accuracy": _masked_accuracy(
+          outputs["vision_class_logits"], vision_labels
+      ),
+      "audio_class_accuracy": _masked_accuracy(
+          outputs["audio_class_logits"], audio_labels
+      ),
+  }
   return loss, (metrics, new_state)

@@ -14,6 +14,7 @@ shared by the aligned and the shifted audio, as in the authors' `shift_net.py`
 twice) as running the whole net on a batch of 2B, for about half the video
 cost, which dominates on CPU. Loss: sigmoid cross-entropy on the one logit.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,22 +31,32 @@ def build_model(config):
   """MultisensoryNet of `config.model` (width, conv5_stride, conv4_strides, stage_kernel,
   dtype)."""
   from avself.models import multisensory  # pylint: disable=g-import-not-at-top
+
   m = config.model
   if m.name != "multisensory":
-    raise ValueError(f"config.model.name={m.name!r}: the sync task takes 'multisensory'")
-  return multisensory.MultisensoryNet(width=m.width, conv5_stride=m.get("conv5_stride", 2),
-                                      conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
-                                      stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
-                                      dtype=jnp.dtype(m.get("dtype", "float32")))
+    raise ValueError(
+        f"config.model.name={m.name!r}: the sync task takes 'multisensory'"
+    )
+  return multisensory.MultisensoryNet(
+      width=m.width,
+      conv5_stride=m.get("conv5_stride", 2),
+      conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
+      stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
+      dtype=jnp.dtype(m.get("dtype", "float32")),
+  )
 
 
 def input_shapes(config) -> dict:
   """Per-example shapes of the model inputs: video [N, S, S, 3] and waveform [n, C]."""
   d = config.data
-  num_samples = int(round(d.sync.clip_seconds * d.sample_rate))  # as the pipeline
+  num_samples = int(
+      round(d.sync.clip_seconds * d.sample_rate)
+  )  # as the pipeline
   channels = int(d.get("channels", 1))
-  return {"video": (d.sync.num_frames, d.image_size, d.image_size, 3),
-          "waveform": (num_samples, channels)}
+  return {
+      "video": (d.sync.num_frames, d.image_size, d.image_size, 3),
+      "waveform": (num_samples, channels),
+  }
 
 
 def dummy_batch(config, batch_size: int) -> dict:
@@ -67,11 +78,15 @@ def init_key(rng):
   if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
     rng = jax.random.key_data(rng)
   data = jnp.asarray(rng, jnp.uint32).reshape(-1)
-  return jax.random.wrap_key_data(jnp.tile(data, 4 // data.shape[0]), impl="rbg")
+  return jax.random.wrap_key_data(
+      jnp.tile(data, 4 // data.shape[0]), impl="rbg"
+  )
 
 
 def init(model, rng, batch):
-  return model.init({"params": init_key(rng)}, batch["video"], batch["waveform"], train=False)
+  return model.init(
+      {"params": init_key(rng)}, batch["video"], batch["waveform"], train=False
+  )
 
 
 def _shared_video_logits(module, video, waveforms, train: bool):
@@ -82,8 +97,12 @@ def _shared_video_logits(module, video, waveforms, train: bool):
   """
   video_features = module.video_branch(video, train)  # [B, T', h, w, C]
   copies = waveforms.shape[0] // video.shape[0]
-  tiled = jnp.concatenate([video_features] * copies, axis=0)  # [K * B, T', h, w, C]
-  audio_features = module.audio_branch(waveforms, video_features.shape[1], train)
+  tiled = jnp.concatenate(
+      [video_features] * copies, axis=0
+  )  # [K * B, T', h, w, C]
+  audio_features = module.audio_branch(
+      waveforms, video_features.shape[1], train
+  )
   features = module.fusion(tiled, audio_features, train)["scale3"]
   pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2, 3))
   return module.head(pooled)[:, 0]
@@ -93,20 +112,35 @@ def logits_and_labels(model, variables, batch, train: bool):
   """(logits [E], labels [E] float32, new model state); E = 2B paired, B otherwise."""
   mutable = ["batch_stats"] if train else False
   if "shifted_waveform" in batch:
-    waveforms = jnp.concatenate([batch["waveform"], batch["shifted_waveform"]], axis=0)
+    waveforms = jnp.concatenate(
+        [batch["waveform"], batch["shifted_waveform"]], axis=0
+    )
     b = batch["video"].shape[0]
     labels = jnp.concatenate([jnp.ones((b,)), jnp.zeros((b,))])
-    out = model.apply(variables, batch["video"], waveforms, train,
-                      method=_shared_video_logits, mutable=mutable)
+    out = model.apply(
+        variables,
+        batch["video"],
+        waveforms,
+        train,
+        method=_shared_video_logits,
+        mutable=mutable,
+    )
   else:
     labels = batch["label"].astype(jnp.float32)
-    out = model.apply(variables, batch["video"], batch["waveform"], train=train,
-                      mutable=mutable)
+    out = model.apply(
+        variables,
+        batch["video"],
+        batch["waveform"],
+        train=train,
+        mutable=mutable,
+    )
     out = (out[0]["logit"], out[1]) if train else out["logit"]
   if train:
     logits, new_state = out
   else:
-    logits, new_state = out, {k: v for k, v in variables.items() if k != "params"}
+    logits, new_state = out, {
+        k: v for k, v in variables.items() if k != "params"
+    }
   return logits.astype(jnp.float32), labels, new_state
 
 
@@ -114,7 +148,8 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
   """Sigmoid cross-entropy of aligned (1) vs shifted (0); accuracy at logit 0."""
   del rng
   logits, labels, new_state = logits_and_labels(
-      model, {"params": params, **model_state}, batch, train)
+      model, {"params": params, **model_state}, batch, train
+  )
   loss = optax.sigmoid_binary_cross_entropy(logits, labels).mean()
   accuracy = ((logits > 0) == (labels > 0.5)).mean()
   return loss, ({"loss": loss, "accuracy": accuracy}, new_state)
@@ -128,21 +163,32 @@ def _take(mine: np.ndarray, theirs: np.ndarray, path: str) -> np.ndarray:
   if mine.ndim == 5 and mine.shape[3:] == theirs.shape[3:]:
     small, big = mine.shape[:3], theirs.shape[:3]
     if all(b >= m and (b - m) % 2 == 0 for m, b in zip(small, big)):
-      return theirs[tuple(slice((b - m) // 2, (b + m) // 2) for m, b in zip(small, big))]
-  raise ValueError(f"{path}: shape {mine.shape} cannot take the sync run's {theirs.shape} "
-                   "(width and audio channels must match)")
+      return theirs[
+          tuple(slice((b - m) // 2, (b + m) // 2) for m, b in zip(small, big))
+      ]
+  raise ValueError(
+      f"{path}: shape {mine.shape} cannot take the sync run's {theirs.shape} "
+      "(width and audio channels must match)"
+  )
 
 
 def restore_run(workdir: str):
   """(config, step, variables as numpy) of the latest checkpoint of a sync run."""
   from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
   from avself import train  # pylint: disable=g-import-not-at-top
+
   source_config, step = ckpt_lib.load_config(workdir)
   if source_config.task != "sync":
-    raise ValueError(f"config.init_from={workdir!r} holds a {source_config.task!r} run, "
-                     "not a 'sync' one")
+    raise ValueError(
+        f"config.init_from={workdir!r} holds a {source_config.task!r} run, "
+        "not a 'sync' one"
+    )
   _, _, _, source = train.restore(workdir, step)
-  return source_config, step, jax.device_get({"params": source.params, **source.model_state})
+  return (
+      source_config,
+      step,
+      jax.device_get({"params": source.params, **source.model_state}),
+  )
 
 
 def warm_start(config, params, model_state):
@@ -160,9 +206,15 @@ def warm_start(config, params, model_state):
   _, step, theirs = restore_run(workdir)
   mine = jax.device_get({"params": params, **model_state})
   if jax.tree.structure(mine) != jax.tree.structure(theirs):
-    raise ValueError(f"config.init_from={workdir!r}: its variables are not this net's")
+    raise ValueError(
+        f"config.init_from={workdir!r}: its variables are not this net's"
+    )
   taken = jax.tree_util.tree_map_with_path(
-      lambda path, a, b: _take(np.asarray(a), np.asarray(b), jax.tree_util.keystr(path)),
-      mine, theirs)
+      lambda path, a, b: _take(
+          np.asarray(a), np.asarray(b), jax.tree_util.keystr(path)
+      ),
+      mine,
+      theirs,
+  )
   logging.info("Sync net initialised from %s (step %d)", workdir, step)
   return taken["params"], {k: v for k, v in taken.items() if k != "params"}

@@ -5,11 +5,11 @@ r"""DCASE 2013 scenes audio linear probe: 5-fold cross-validation on the dev set
 
 Reports the mean clip accuracy over the 5 folds (10 classes: chance 0.1).
 """
+
 import ml_collections
 from ml_collections import config_dict
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -21,10 +21,18 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.dcase2013 = dict(
-      type="linear_probe", modality="audio", source="tfds", dataset="dcase2013_scenes",
-      data_dir="~/tensorflow_datasets", manual_dir="",
-      train_split="train", test_split="",  # cross-validate by `fold` (1..5)
+      type="linear_probe",
+      modality="audio",
+      source="tfds",
+      dataset="dcase2013_scenes",
+      data_dir="~/tensorflow_datasets",
+      manual_dir="",
+      train_split="train",
+      test_split="",  # cross-validate by `fold` (1..5)
       hop_seconds=config_dict.placeholder(float),
-      C=0.01, Cs=(),  # Cs=(...): choose C by inner CV instead
-      random_init=True, random_seed=0)
+      C=0.01,
+      Cs=(),  # Cs=(...): choose C by inner CV instead
+      random_init=True,
+      random_seed=0,
+  )
   return c

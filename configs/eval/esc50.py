@@ -9,11 +9,11 @@ Build the dataset once (docs/datasets.md), then:
 Reports the mean clip accuracy over the 5 folds (chance 0.02) for the trained
 and for a random-init network.
 """
+
 import ml_collections
 from ml_collections import config_dict
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -25,10 +25,20 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.evals = ml_collections.ConfigDict()
   c.evals.esc50 = dict(
-      type="linear_probe", modality="audio", source="tfds", dataset="esc50",
-      data_dir="~/tensorflow_datasets", manual_dir="",  # '' = already built
-      train_split="train", test_split="",  # '' = cross-validate by `fold`
-      hop_seconds=config_dict.placeholder(float),  # None: 1 s windows, no overlap
-      C=0.01, Cs=(),  # Cs=(...): choose C by inner CV instead
-      random_init=True, random_seed=0)
+      type="linear_probe",
+      modality="audio",
+      source="tfds",
+      dataset="esc50",
+      data_dir="~/tensorflow_datasets",
+      manual_dir="",  # '' = already built
+      train_split="train",
+      test_split="",  # '' = cross-validate by `fold`
+      hop_seconds=config_dict.placeholder(
+          float
+      ),  # None: 1 s windows, no overlap
+      C=0.01,
+      Cs=(),  # Cs=(...): choose C by inner CV instead
+      random_init=True,
+      random_seed=0,
+  )
   return c

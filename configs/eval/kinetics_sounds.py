@@ -6,11 +6,11 @@ r"""Kinetics-Sounds linear probes (audio and vision): fit on train, score valida
 The vision probe takes, for every 1 s audio window, the frame at its centre
 (`kinetics_sounds/fps1` stores one frame a second, enough for this).
 """
+
 import ml_collections
 from ml_collections import config_dict
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -23,10 +23,18 @@ def get_config(arg=None):
   c.evals = ml_collections.ConfigDict()
   for modality in ("audio", "vision"):
     c.evals[f"ks_{modality}"] = dict(
-        type="linear_probe", modality=modality, source="tfds",
-        dataset="kinetics_sounds/fps1", data_dir="~/tensorflow_datasets", manual_dir="",
-        train_split="train", test_split="validation",
+        type="linear_probe",
+        modality=modality,
+        source="tfds",
+        dataset="kinetics_sounds/fps1",
+        data_dir="~/tensorflow_datasets",
+        manual_dir="",
+        train_split="train",
+        test_split="validation",
         hop_seconds=config_dict.placeholder(float),
-        C=0.01, Cs=(),  # Cs=(...): choose C by inner CV instead
-        random_init=True, random_seed=0)
+        C=0.01,
+        Cs=(),  # Cs=(...): choose C by inner CV instead
+        random_init=True,
+        random_seed=0,
+    )
   return c

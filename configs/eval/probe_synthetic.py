@@ -20,11 +20,11 @@ The probes fit on the records' `train` split and score every clip of the
 `--config.data.path=DIR` scores other records (prepared at the same sample
 rate). See docs/evaluation.md.
 """
+
 import ml_collections
 from ml_collections import config_dict
 
 from avself import config_lib
-
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
 VARIANTS = ()
@@ -38,10 +38,17 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict(dict(path=config_dict.placeholder(str)))
   c.evals = ml_collections.ConfigDict()
   c.evals.avc = dict(type="avc", num_examples=1024)
-  probe = dict(type="linear_probe", source="records",
-               C=0.01, Cs=(),  # Cs=(0.001, 0.01, 0.1): choose C by inner CV instead
-               random_init=True, random_seed=0)
-  c.evals.audio_probe = dict(probe, modality="audio", train_clips_per_class=5, episodes=10)
+  probe = dict(
+      type="linear_probe",
+      source="records",
+      C=0.01,
+      Cs=(),  # Cs=(0.001, 0.01, 0.1): choose C by inner CV instead
+      random_init=True,
+      random_seed=0,
+  )
+  c.evals.audio_probe = dict(
+      probe, modality="audio", train_clips_per_class=5, episodes=10
+  )
   c.evals.audio_probe_all = dict(probe, modality="audio")
   c.evals.vision_probe = dict(probe, modality="vision")
   return c

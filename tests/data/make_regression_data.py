@@ -15,6 +15,7 @@ Writes, from nothing but code (no records, no downloads):
   regression/tone.wav         1.5 s of 16 kHz int16 chirp + noise
   regression/expected_*.npz   avself.embed outputs with EMBED_ARGS
 """
+
 import os
 import sys
 
@@ -33,6 +34,7 @@ def regression_config():
   """tests/tiny.py's config at width 1/16 (a checkpoint of ~100 kB)."""
   sys.path.insert(0, os.path.dirname(HERE))
   import tiny  # pylint: disable=g-import-not-at-top
+
   config = tiny.tiny_config("")
   config.model.width = 0.0625
   config.optimizer.name = "sgd"
@@ -48,23 +50,36 @@ def make_checkpoint(workdir: str) -> None:
   from avself import sharding  # pylint: disable=g-import-not-at-top
   from avself import train  # pylint: disable=g-import-not-at-top
   from avself.tasks import avc  # pylint: disable=g-import-not-at-top
+
   config = regression_config()
   mesh = sharding.make_mesh()
   model, tx = avc.build_model(config), train.make_optimizer(config)
-  state = train.create_train_state(avc, model, tx, config, jax.random.key(0), mesh)
-  step = jax.jit(functools.partial(train.train_step, task=avc, model=model, tx=tx,
-                                   skip_nonfinite=False),
-                 in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
-                               sharding.replicated(mesh)),
-                 out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)))
+  state = train.create_train_state(
+      avc, model, tx, config, jax.random.key(0), mesh
+  )
+  step = jax.jit(
+      functools.partial(
+          train.train_step, task=avc, model=model, tx=tx, skip_nonfinite=False
+      ),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.replicated(mesh),
+      ),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+  )
   rng = np.random.default_rng(0)
   for _ in range(2):
     batch = avc.dummy_batch(config, config.batch_size)
     batch["image"] = rng.uniform(-1, 1, batch["image"].shape).astype(np.float32)
-    batch["audio"] = rng.standard_normal(batch["audio"].shape).astype(np.float32)
+    batch["audio"] = rng.standard_normal(batch["audio"].shape).astype(
+        np.float32
+    )
     batch["label"] = rng.integers(0, 2, batch["label"].shape).astype(np.int32)
     state, _ = step(state, sharding.to_global(batch, mesh), jax.random.key(1))
-  manager = ckpt_lib.make_manager(workdir, keep=1, every_steps=1, async_save=False)
+  manager = ckpt_lib.make_manager(
+      workdir, keep=1, every_steps=1, async_save=False
+  )
   ckpt_lib.save(manager, 2, state, config, force=True)
   manager.wait_until_finished()
 
@@ -74,20 +89,26 @@ def make_inputs(root: str) -> list[str]:
   from avself.data import media  # pylint: disable=g-import-not-at-top
   from avself.data import synthetic  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
-  options = synthetic.as_options(size=40, fps=10, duration=2.0, sample_rate=16000)
+
+  options = synthetic.as_options(
+      size=40, fps=10, duration=2.0, sample_rate=16000
+  )
   frames, audio, _, _ = synthetic.render_clip(0, 0, options)
   mp4 = os.path.join(root, "clip.mp4")
   media.write_mp4(mp4, frames, audio, 10, 16000)
   t = np.arange(int(1.5 * 16000)) / 16000
   chirp = 0.4 * np.sin(2 * np.pi * (300 + 400 * t) * t)
   noise = 0.02 * np.random.default_rng(0).standard_normal(len(t))
-  wav = files.write_int16(os.path.join(root, "tone.wav"), 16000, (chirp + noise).astype(np.float32))
+  wav = files.write_int16(
+      os.path.join(root, "tone.wav"), 16000, (chirp + noise).astype(np.float32)
+  )
   return [mp4, wav]
 
 
 def main():
   import shutil  # pylint: disable=g-import-not-at-top
   from avself import embed  # pylint: disable=g-import-not-at-top
+
   shutil.rmtree(ROOT, ignore_errors=True)
   os.makedirs(ROOT)
   make_checkpoint(ROOT)
