@@ -21,7 +21,7 @@ on (the evaluator's heat: `localize.video_heatmap`, sliding clips):
 
 Prints a table and writes --output (JSON) when given. ~1 min per 24 videos
 at 112 px on 2 CPU cores (2 min with --flip). docs/multisensory.md has the
-numbers of session 8's nets.
+measured numbers.
 """
 
 import argparse

@@ -22,9 +22,9 @@ same network from scratch for the same number of steps:
 The `:motion` sync run goes on training the CAM net on 400 unlabelled videos of
 another motion world (seed 1), at 56 px. docs/multisensory.md has the numbers
 over three seeds on two machines: level with scratch, a point ahead on average
-at step 600 (0.828 vs 0.824, 0.839 vs 0.817), ahead in 3 runs of 6. With two
-silent look-alikes beside the sounding object (session 11) it was 3.5 points
-behind, and a linear probe first (`optimizer.freeze`) was further behind.
+at step 600, ahead in 3 runs of 6. With two silent look-alikes beside the
+sounding object it was behind, and a linear probe first (`optimizer.freeze`)
+was further behind (docs/multisensory.md).
 
 `--config.model.trunk=fresh` keeps only the video branch from the sync net
 (new conv3..conv5 stages), which measured worse (docs/multisensory.md).
