@@ -7,7 +7,7 @@ import os
 import pytest
 
 from avself import config_lib
-from avself.data import synthetic
+from avself.data.synthetic import options as synthetic_options
 from avself.data import world
 import tiny
 
@@ -51,9 +51,11 @@ def test_config_loads_and_validates(path, arg):
   config_lib.validate(config)
   s = config.data.get("synthetic")
   if s is not None and not config.data.get("path"):
-    fields = {f.name for f in dataclasses.fields(synthetic.WorldOptions)}
+    fields = {
+        f.name for f in dataclasses.fields(synthetic_options.WorldOptions)
+    }
     options = {k: v for k, v in s.items() if k in fields}
-    synthetic.as_options(**options)  # raises on a bad world
+    synthetic_options.as_options(**options)  # raises on a bad world
 
 
 EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))

@@ -39,13 +39,14 @@ def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(
 ):
   regression = _regression_module()
   from avself.data import media  # pylint: disable=g-import-not-at-top
-  from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import clip as synthetic_clip  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
 
-  options = synthetic.as_options(
+  options = synthetic_options.as_options(
       size=48, fps=10, duration=3.0, sample_rate=16000
   )
-  frames, audio, _, _ = synthetic.render_clip(1, 0, options)
+  frames, audio, _, _ = synthetic_clip.render_clip(1, 0, options)
   video = str(tmp_path / "movie.mp4")
   media.write_mp4(video, frames, audio, 10, 16000)
   wav = files.write_int16(
