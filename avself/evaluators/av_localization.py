@@ -152,10 +152,10 @@ def _windows(
 ):
   """This host's eval windows: image, audio, thumbnail, sounding/silent boxes, name."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from avself.data import ops, pipeline, records  # pylint: disable=g-import-not-at-top
+  from avself.data import ops, reading, records  # pylint: disable=g-import-not-at-top
 
   cfg = data_config
-  files = pipeline.host_shards(
+  files = reading.host_shards(
       records.list_shards(cfg.path, split),
       jax.process_index(),
       jax.process_count(),
@@ -374,9 +374,9 @@ class Evaluator:
         {"params": state.params, **state.model_state}, inputs
     )
     if self.random_init and self._baseline is None:
-      from avself import train  # pylint: disable=g-import-not-at-top
+      from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
-      _, _, random_state = train.random_init(self.config, mesh=self.mesh)
+      _, _, random_state = state_lib.random_init(self.config, mesh=self.mesh)
       self._baseline, _ = self._accuracy(
           {"params": random_state.params, **random_state.model_state}, inputs
       )
