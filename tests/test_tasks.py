@@ -8,7 +8,6 @@ import pytest
 
 from avself import config_lib
 from avself import tasks
-from avself import train
 
 TASK_NAMES = sorted(
     m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg
@@ -37,7 +36,7 @@ def test_every_task_is_found():
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_task_module_fills_in_the_protocol(name):
-  module = train.get_task(name)
+  module = tasks.get_task(name)
   assert module is importlib.import_module(f"avself.tasks.{name}")
   assert isinstance(module, tasks.Task)
   for member in _members(tasks.Task):
@@ -48,7 +47,7 @@ def test_task_module_fills_in_the_protocol(name):
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_warm_start_is_optional_and_typed(name):
-  module = train.get_task(name)
+  module = tasks.get_task(name)
   assert isinstance(module, tasks.WarmStartTask) == (name in WARM_STARTS)
   if name in WARM_STARTS:
     want = list(inspect.signature(tasks.WarmStartTask.warm_start).parameters)
@@ -69,7 +68,7 @@ def test_a_module_missing_a_member_is_not_a_task():
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_data_mode_is_a_pipeline_mode(name):
-  module = train.get_task(name)
+  module = tasks.get_task(name)
   config = config_lib.base_config()
   config.task = name
   assert module.data_mode(config) in {

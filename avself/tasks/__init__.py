@@ -5,6 +5,7 @@ below, so a new method is a new file here that defines them (no registry, no
 base class). `tests/test_tasks.py` checks every module against the protocol.
 """
 
+import importlib
 from typing import Any, Protocol, runtime_checkable
 
 import flax.linen as nn
@@ -72,3 +73,15 @@ class WarmStartTask(Task, Protocol):
     arguments unchanged when `config.init_from` is empty.
     """
     ...
+
+
+def get_task(name: str):
+  """The task module `avself.tasks.<name>` (import, not a registry dict)."""
+  try:
+    return importlib.import_module(f"avself.tasks.{name}")
+  except ModuleNotFoundError as e:
+    if e.name == f"avself.tasks.{name}":
+      raise ValueError(
+          f"config.task={name!r}: no module avself/tasks/{name}.py"
+      ) from e
+    raise
