@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tiny
+from avself import tasks
 from avself import train
 from avself.data import reading, records
 from avself.tasks import avc
@@ -244,7 +245,7 @@ def test_training_goes_on_and_logs_skipped_records(
       data
   )  # avc data at 32x32, 32x49 spectrograms, cache=True
   config.evals = ml_collections.ConfigDict()
-  monkeypatch.setattr(train, "get_task", lambda name: _LinearTask)
+  monkeypatch.setattr(tasks, "get_task", lambda name: _LinearTask)
   workdir = str(tmp_path / "work")
   before = (
       reading.skip_counts()
