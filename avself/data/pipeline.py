@@ -91,7 +91,7 @@ def default_data_config() -> ml_collections.ConfigDict:
           cycle_length=16,  # shards read at once
           num_parallel_calls=-1,  # tf.data.AUTOTUNE
           prefetch=2,  # batches
-          cache=False,  # keep parsed videos in memory (tiny datasets, CPU demo)
+          cache=False,  # keep parsed training videos in memory (tiny datasets, CPU demo)
           # Records that fail to read or parse: 'skip' (counted in reading.skip_counts(),
           # warned on stderr) or 'fail' (raises naming the shard).
           on_corrupt="skip",

@@ -289,9 +289,12 @@ def read_videos(
           usable_samples(v) >= min_samples, tf.size(v["frames"]) > 0
       )
   )
-  if cfg.cache:  # file order is then fixed; the example shuffle still mixes
-    ds = ds.cache()
-    ds = ds.repeat() if train else ds
+  # Only training data, which is read again every epoch, is cached (file order
+  # is then fixed; the example shuffle still mixes). An evaluation builds its
+  # dataset afresh and may read part of it: a cache would be filled, never
+  # reused, and discarded half-read.
+  if cfg.cache and train:
+    ds = ds.cache().repeat()
   base = tf.constant([seed, process_index], tf.int64)
   return ds.enumerate().map(
       lambda i, v: {
