@@ -119,9 +119,9 @@ def resolve_data(
   """Fills `config.data.path` with the synthetic world's records when asked."""
   if config.data.get("path") or not config.data.get("synthetic"):
     return config
-  from avself.data import world  # pylint: disable=g-import-not-at-top
+  from avself.data import synthetic_records  # pylint: disable=g-import-not-at-top
 
-  path = world.ensure_synthetic_records(config.data)
+  path = synthetic_records.ensure_synthetic_records(config.data)
   config = ml_collections.ConfigDict(config.to_dict())  # Unlocked copy.
   config.data.path = os.path.abspath(path)
   return config
@@ -176,6 +176,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 def synthetic_world_config() -> ml_collections.ConfigDict:
   """Options for building the synthetic world and its records (the demo)."""
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
+
   s = ml_collections.ConfigDict()
   s.num_videos = 300
   s.seed = 0
@@ -203,9 +205,9 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
       1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
   )
   s.voice = 0.0  # Sounding objects speak: loudness and look follow one envelope (0: off).
-  s.sample_rate = (
-      16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
-  )
+  # Of the generated mp4s (the world's own default); prepare resamples to
+  # data.sample_rate.
+  s.sample_rate = synthetic_options.WorldOptions.sample_rate
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).
   s.cache_dir = ""

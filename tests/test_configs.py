@@ -8,7 +8,7 @@ import pytest
 
 from avself import config_lib
 from avself.data.synthetic import options as synthetic_options
-from avself.data import world
+from avself.data import synthetic_records
 import tiny
 
 REPO = tiny.ROOT
@@ -87,11 +87,11 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
       fine.data.synthetic.class_cue == pre.data.synthetic.class_cue == "motion"
   )
   # Unlabelled pre-training videos are another world than the labelled ones.
-  assert world._key(fine.data) != world._key(pre.data)
+  assert synthetic_records._key(fine.data) != synthetic_records._key(pre.data)
   assert fine.data.synthetic.seed != pre.data.synthetic.seed
   look = action.get_config("look")
   assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
-  assert world._key(look.data) == world._key(
+  assert synthetic_records._key(look.data) == synthetic_records._key(
       _with_shorter_side(sync.get_config("cam").data, 64)
   )
 
@@ -108,7 +108,7 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
   assert pre.init_from == "" and pre.data.synthetic.class_cue == "motion"
   for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
     assert fine.model[key] == pre.model[key], key
-  assert world._key(fine.data) != world._key(pre.data)
+  assert synthetic_records._key(fine.data) != synthetic_records._key(pre.data)
 
 
 def test_multisensory_voice_chain_and_cache_keys():
@@ -135,14 +135,27 @@ def test_multisensory_voice_chain_and_cache_keys():
   assert voice.data.image_size == 112 and voice.evals.localization.flip
   assert voice.total_steps == 1000 and cam.total_steps == 600
   assert sync.get_config("cam,voice").to_dict() == voice.to_dict()
-  assert world._key(voice.data) != world._key(cam.data)
+  assert synthetic_records._key(voice.data) != synthetic_records._key(cam.data)
   # voice=0 is keyed as if the field did not exist: caches made before it stay.
   older = plain.data.copy_and_resolve_references()
   del older.synthetic["voice"]
-  assert world._key(plain.data) == world._key(older)
+  assert synthetic_records._key(plain.data) == synthetic_records._key(older)
 
 
 def _with_shorter_side(data, size):
   data = data.copy_and_resolve_references()
   data.synthetic.shorter_side = size
   return data
+
+
+def test_the_world_has_one_default_sample_rate():
+  assert (
+      config_lib.synthetic_world_config().sample_rate
+      == synthetic_options.WorldOptions().sample_rate
+  )
+
+
+def test_the_demo_world_keeps_its_cache():
+  """The README's first command finds the records an earlier run built."""
+  demo = tiny.load_file(os.path.join(REPO, "configs", "l3_synthetic.py"))
+  assert synthetic_records._key(demo.get_config().data) == "488b09c64a"

@@ -2,7 +2,7 @@
 
 On the synthetic world every clip lists its objects with per-frame boxes and
 whether each one makes sound (`ground_truth.jsonl` in the world folder, which
-`avself.data.world` puts beside the records: `<root>/world`, `<root>/records`).
+`avself.data.synthetic_records` puts beside the records: `<root>/world`, `<root>/records`).
 
 For every 1 s window of every evaluation video (as the pipeline's `clips`
 mode: non-overlapping windows from the start, the frame at the window's

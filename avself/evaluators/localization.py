@@ -6,7 +6,7 @@ mp4s itself with `avself.localize.decode` (media.load_video at the training
 clip rate, shorter side `resize_shorter`, centre crop `image_size`: what the
 pipeline feeds at evaluation). The records carry no boxes, and a decoded file
 has a known time origin, so frames and boxes line up exactly. The world lives
-beside the records (`<root>/records`, `<root>/world`, see data/world.py), or
+beside the records (`<root>/records`, `<root>/world`, see data/synthetic_records.py), or
 at `eval_config.world_dir`.
 
 Heat: `localize.video_heatmap`, the CLI's: clips every `hop` frames, each

@@ -47,7 +47,8 @@ class WorldOptions:
   size: int = 128
   fps: int = 15
   duration: float = 6.0
-  sample_rate: int = 48000
+  # Of the mp4s' audio; also the demo's (config_lib.synthetic_world_config).
+  sample_rate: int = 16000
   channels: int = 1
   offscreen_prob: float = 0.3
   test_fraction: float = 0.2

@@ -1,4 +1,4 @@
-"""The demo's data: build the synthetic world and prepare its records, cached.
+"""The demo's data: the synthetic world and its records, built once and cached.
 
 Runs the same two commands a user would (`avself.data.synthetic`, then
 `avself.data.prepare`), so the demo exercises the real ingest path: mp4
