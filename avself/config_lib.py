@@ -1,5 +1,6 @@
 """Config checks that run before anything compiles, and data resolution."""
 
+import importlib.util
 import os
 from typing import Any
 
@@ -32,6 +33,20 @@ def _require(config, key: str):
       raise ConfigError(f"config.{key} is required but missing")
     node = node[part]
   return node
+
+
+def load_file(path: str):
+  """A Python file outside any package (a config, a benchmark) as a module.
+
+  configs/ is a folder of files, not a package: this is how one config
+  builds on another, and how tests and benchmarks read them.
+  """
+  spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def variants(arg: str | None, known: tuple[str, ...]) -> set[str]:

@@ -41,7 +41,6 @@ Variants (`--config=configs/action_synthetic.py:VARIANT`, comma-separated):
   runlocal  a few steps, to check that everything runs.
 """
 
-import importlib.util
 import os
 
 import ml_collections
@@ -50,14 +49,13 @@ from avself import config_lib
 
 
 def _sync_config_module():
-  """configs/multisensory_synthetic.py (configs is a folder of files, not a package)."""
-  path = os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "multisensory_synthetic.py"
+  """configs/multisensory_synthetic.py, the pre-training this fine-tunes."""
+  return config_lib.load_file(
+      os.path.join(
+          os.path.dirname(os.path.abspath(__file__)),
+          "multisensory_synthetic.py",
+      )
   )
-  spec = importlib.util.spec_from_file_location("multisensory_synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.

@@ -7,7 +7,6 @@ matched when its cosine clears (1 + margin) / 2) and retrieval:
   python -m avself.main --config=configs/crossmodal_synthetic.py --workdir=/tmp/crossmodal
 """
 
-
 from avself import config_lib
 from avself.tasks import crossmodal
 

@@ -31,7 +31,7 @@ COMBINED = {
 }
 CASES = (
     [(p, None) for p in CONFIGS]
-    + [(p, v) for p in CONFIGS for v in tiny.load_file(p).VARIANTS]
+    + [(p, v) for p in CONFIGS for v in config_lib.load_file(p).VARIANTS]
     + [(p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
 )
 
@@ -42,7 +42,7 @@ CASES = (
     ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES],
 )
 def test_config_loads_and_validates(path, arg):
-  config = tiny.load_file(path).get_config(arg)
+  config = config_lib.load_file(path).get_config(arg)
   if not config.data.get("synthetic") and not config.data.get("path"):
     config.data.path = (
         "/data/records"  # paper-scale configs take it on the command line
@@ -63,7 +63,7 @@ EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))
 
 @pytest.mark.parametrize("path", CONFIGS + EVAL_CONFIGS, ids=os.path.basename)
 def test_an_unknown_variant_is_refused_with_the_known_ones(path):
-  module = tiny.load_file(path)
+  module = config_lib.load_file(path)
   with pytest.raises(ValueError, match="unknown config variant.*'typo'"):
     module.get_config("typo")
   if module.VARIANTS:  # also beside a good one
@@ -73,8 +73,10 @@ def test_an_unknown_variant_is_refused_with_the_known_ones(path):
 
 def test_action_synthetic_fine_tunes_the_motion_sync_run():
   """The pre-training run it starts from has its net and its world's kind of clips."""
-  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(
+  action = config_lib.load_file(
+      os.path.join(REPO, "configs", "action_synthetic.py")
+  )
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   fine, pre = action.get_config(), sync.get_config("motion")
@@ -97,8 +99,10 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
 
 
 def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
-  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(
+  action = config_lib.load_file(
+      os.path.join(REPO, "configs", "action_synthetic.py")
+  )
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
@@ -112,7 +116,7 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
 
 
 def test_multisensory_voice_chain_and_cache_keys():
-  sync = tiny.load_file(
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   voice, cam, plain = (
@@ -157,5 +161,5 @@ def test_the_world_has_one_default_sample_rate():
 
 def test_the_demo_world_keeps_its_cache():
   """The README's first command finds the records an earlier run built."""
-  demo = tiny.load_file(os.path.join(REPO, "configs", "l3_synthetic.py"))
+  demo = config_lib.load_file(os.path.join(REPO, "configs", "l3_synthetic.py"))
   assert synthetic_records._key(demo.get_config().data) == "488b09c64a"

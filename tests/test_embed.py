@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from avself import config_lib
 from avself import embed
-import tiny
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 CHECKPOINT = os.path.join(DATA, "regression")
@@ -14,7 +14,7 @@ CHECKPOINT = os.path.join(DATA, "regression")
 
 def _regression_module():
   """tests/data/make_regression_data.py (its EMBED_ARGS are the test's)."""
-  return tiny.load_file(os.path.join(DATA, "make_regression_data.py"))
+  return config_lib.load_file(os.path.join(DATA, "make_regression_data.py"))
 
 
 @pytest.fixture(scope="module")
