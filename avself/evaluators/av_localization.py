@@ -57,14 +57,6 @@ def load_ground_truth(world_dir: str) -> dict:
   return truth
 
 
-def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
-  """(h, w) with the shorter side scaled to `shorter` (as the pipeline's ops._resized_shape)."""
-  scale = shorter / min(height, width)
-  return max(int(round(height * scale)), shorter), max(
-      int(round(width * scale)), shorter
-  )
-
-
 def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
   """(scale_y, scale_x, offset_y, offset_x): generated pixels -> eval-crop pixels.
 
@@ -74,7 +66,9 @@ def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
   """
   h, w = stored_hw
   if resize_shorter and min(h, w) != resize_shorter:
-    h, w = resized_shape(h, w, resize_shorter)
+    from avself.data import ops  # pylint: disable=g-import-not-at-top
+
+    h, w = (int(n) for n in ops.resized_shape(h, w, resize_shorter))
   return (
       h / source_hw[0],
       w / source_hw[1],
@@ -317,7 +311,7 @@ class Evaluator:
       for j, item in enumerate(chunk):
         batch["image"][j], batch["audio"][j] = item["image"], item["audio"]
       out = self._fn(variables, sharding.to_global(batch, self.mesh))
-      rows = {k: _local_rows(v)[: len(chunk)] for k, v in out.items()}
+      rows = {k: sharding.local_rows(v)[: len(chunk)] for k, v in out.items()}
       maps.append(rows["map"])
       peaks.append(rows["peak"])
     return {
@@ -391,9 +385,3 @@ class Evaluator:
         )
         pictures.save_png(picture, path)
       yield "picture", picture
-
-
-def _local_rows(x: jax.Array) -> np.ndarray:
-  """This host's rows of a batch-sharded array, in order."""
-  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-  return np.concatenate([np.asarray(s.data) for s in shards], axis=0)
