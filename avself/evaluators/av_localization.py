@@ -21,7 +21,6 @@ ground truth), decoded with the pipeline's own ops, once, and kept.
 """
 
 import functools
-import json
 import os
 from typing import Optional
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from avself import pictures
 from avself import sharding
+from avself.evaluators import ground_truth
 
 SOUNDING = (40, 220, 60)
 SILENT = (150, 150, 150)
@@ -43,18 +43,12 @@ PEAK = (255, 255, 255)
 
 def load_ground_truth(world_dir: str) -> dict:
   """`{basename of the clip file: its ground_truth.jsonl record}`."""
-  path = os.path.join(world_dir, "ground_truth.jsonl")
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: the av_localization evaluator needs the synthetic world's "
-        "ground truth (set eval_config.world_dir, or train on config.data.synthetic)"
-    )
-  truth = {}
-  with open(path) as f:
-    for line in f:
-      clip = json.loads(line)
-      truth[os.path.basename(clip["file"])] = clip
-  return truth
+  clips = ground_truth.read_clips(
+      world_dir,
+      "the av_localization evaluator needs the synthetic world's ground truth "
+      "(set eval_config.world_dir, or train on config.data.synthetic)",
+  )
+  return {os.path.basename(clip["file"]): clip for clip in clips}
 
 
 def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
@@ -92,15 +86,6 @@ def map_boxes(boxes: np.ndarray, geometry) -> np.ndarray:
   )
 
 
-def inside_any(point, boxes: np.ndarray) -> bool:
-  """Whether point (y, x) lies in any box [K, 4] (edges included)."""
-  y, x = point
-  b = np.asarray(boxes, np.float64).reshape(-1, 4)
-  return bool(
-      np.any((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
-  )
-
-
 def reaches_crop(boxes: np.ndarray, crop: int) -> np.ndarray:
   """Which boxes [K, 4] overlap the crop [0, crop]^2."""
   b = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -129,8 +114,11 @@ def pointing_hits(
 ) -> tuple[np.ndarray, np.ndarray]:
   """(peak hits, centre-baseline hits), bool [N], for peaks [N, 2] (y, x) and boxes per frame."""
   centre = (crop / 2.0, crop / 2.0)
-  hits = np.array([inside_any(p, b) for p, b in zip(peaks, boxes)], bool)
-  base = np.array([inside_any(centre, b) for b in boxes], bool)
+  hits = np.array(
+      [ground_truth.point_in_boxes(p[::-1], b) for p, b in zip(peaks, boxes)],
+      bool,
+  )
+  base = np.array([ground_truth.point_in_boxes(centre, b) for b in boxes], bool)
   return hits, base
 
 
