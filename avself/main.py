@@ -10,8 +10,28 @@ import logging as std_logging
 import os
 
 # Before anything imports TensorFlow (loading a config does): its C++ INFO
-# lines (the oneDNN banner) are not a run's business.
+# lines are not a run's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def _import_tensorflow_quietly() -> None:
+  """Imports TensorFlow with file descriptor 2 on /dev/null.
+
+  At import its C++ side writes start-up banners (oneDNN, CPU features, "All
+  log messages before absl::InitializeLog() ...") straight to stderr, past
+  TF_CPP_MIN_LOG_LEVEL. An import error still raises as usual.
+  """
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+_import_tensorflow_quietly()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
