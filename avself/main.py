@@ -6,7 +6,6 @@ Cloud TPU and SLURM, or from the explicit flags below).
 """
 
 import json
-import logging as std_logging
 import os
 
 # Before anything imports TensorFlow (loading a config does): its C++ INFO
@@ -37,6 +36,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from avself import console  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -75,42 +76,6 @@ flags.DEFINE_bool(
     "by default a run prints only avself's own lines and every warning.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-class _AvselfInfoOnly(std_logging.Filter):
-  """Lets through avself's INFO lines and every library's warnings and errors."""
-
-  def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or record.pathname.startswith(
-        _PACKAGE_DIR
-    )
-
-
-def quiet_library_logs() -> None:
-  """Library INFO lines (orbax's checkpoint manager, clu's writers, jax's
-  backend probing) go below the console; their warnings still show."""
-  logging.get_absl_handler().addFilter(_AvselfInfoOnly())
-
-
-def config_summary(config, workdir: str) -> str:
-  """One line: what this run trains, on what, for how long, and where."""
-  data = config.data
-  if data.get("path"):
-    source = data.path
-  elif data.get("synthetic"):
-    source = f"synthetic world ({data.synthetic.num_videos} videos, cached)"
-  else:
-    source = "?"
-  return (
-      f"avself: task {config.task}, model {config.model.name} "
-      f"(width {config.model.width}), batch {config.batch_size}, "
-      f"{config.total_steps} steps, {config.optimizer.name} "
-      f"lr {config.optimizer.learning_rate:g} ({config.optimizer.schedule}); "
-      f"data: {source}; evals: {', '.join(config.get('evals') or {}) or 'none'}; "
-      f"workdir: {workdir}"
-  )
 
 
 def _on_cluster() -> bool:
@@ -161,14 +126,14 @@ def main(argv):
   # tf.data runs on the host; it must not take accelerator memory from JAX.
   tf.config.set_visible_devices([], "GPU")
   if not FLAGS.library_logs:
-    quiet_library_logs()
+    console.quiet_library_logs()
   init_distributed()
   from avself import train  # pylint: disable=g-import-not-at-top
 
   import jax  # pylint: disable=g-import-not-at-top
 
   if jax.process_index() == 0:
-    logging.info("%s", config_summary(FLAGS.config, FLAGS.workdir))
+    logging.info("%s", console.config_summary(FLAGS.config, FLAGS.workdir))
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
     print(

@@ -4,7 +4,7 @@ import logging
 import os
 
 from avself import config_lib
-from avself import main
+from avself import console
 from avself import train
 
 
@@ -13,8 +13,8 @@ def _record(path: str, level: int) -> logging.LogRecord:
 
 
 def test_library_info_lines_are_dropped_but_not_their_warnings():
-  keep = main._AvselfInfoOnly()
-  own = os.path.join(os.path.dirname(main.__file__), "train.py")
+  keep = console._AvselfInfoOnly()
+  own = os.path.join(os.path.dirname(console.__file__), "train.py")
   library = "/venv/site-packages/orbax/checkpoint/checkpoint_manager.py"
   assert keep.filter(_record(own, logging.INFO))
   assert not keep.filter(_record(library, logging.INFO))
@@ -36,7 +36,7 @@ def test_progress_line_has_step_loss_accuracy_rate_and_eta():
 def test_config_summary_is_one_line_naming_data_and_workdir():
   config = config_lib.base_config()
   config.data.synthetic = config_lib.synthetic_world_config()
-  line = main.config_summary(config, "/tmp/w")
+  line = console.config_summary(config, "/tmp/w")
   assert "\n" not in line
   assert "task avc" in line and "model l3" in line
   assert "synthetic world (300 videos" in line and "workdir: /tmp/w" in line
