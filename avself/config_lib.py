@@ -1,5 +1,6 @@
 """Config checks that run before anything compiles, and data resolution."""
 
+import importlib.util
 import os
 from typing import Any
 
@@ -32,6 +33,20 @@ def _require(config, key: str):
       raise ConfigError(f"config.{key} is required but missing")
     node = node[part]
   return node
+
+
+def load_file(path: str):
+  """A Python file outside any package (a config, a benchmark) as a module.
+
+  configs/ is a folder of files, not a package: this is how one config
+  builds on another, and how tests and benchmarks read them.
+  """
+  spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def variants(arg: str | None, known: tuple[str, ...]) -> set[str]:
@@ -119,9 +134,9 @@ def resolve_data(
   """Fills `config.data.path` with the synthetic world's records when asked."""
   if config.data.get("path") or not config.data.get("synthetic"):
     return config
-  from avself.data import world  # pylint: disable=g-import-not-at-top
+  from avself.data import synthetic_records  # pylint: disable=g-import-not-at-top
 
-  path = world.ensure_synthetic_records(config.data)
+  path = synthetic_records.ensure_synthetic_records(config.data)
   config = ml_collections.ConfigDict(config.to_dict())  # Unlocked copy.
   config.data.path = os.path.abspath(path)
   return config
@@ -176,6 +191,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 def synthetic_world_config() -> ml_collections.ConfigDict:
   """Options for building the synthetic world and its records (the demo)."""
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
+
   s = ml_collections.ConfigDict()
   s.num_videos = 300
   s.seed = 0
@@ -203,9 +220,9 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
       1.0  # Strength of the visible flash at a bounce (0: seen only as a turn).
   )
   s.voice = 0.0  # Sounding objects speak: loudness and look follow one envelope (0: off).
-  s.sample_rate = (
-      16000  # Of the generated mp4s; prepare resamples to data.sample_rate.
-  )
+  # Of the generated mp4s (the world's own default); prepare resamples to
+  # data.sample_rate.
+  s.sample_rate = synthetic_options.WorldOptions.sample_rate
   s.write_stems = False  # Per-source audio for separation (large: float32).
   # Where the videos and records are cached ('' = ~/.cache/avself).
   s.cache_dir = ""
@@ -215,3 +232,50 @@ def synthetic_world_config() -> ml_collections.ConfigDict:
   s.num_shards = 4
   s.workers = 0  # 0 = all cores.
   return s
+
+
+def synthetic_towers_config(model_name: str) -> ml_collections.ConfigDict:
+  """AVE-Net-sized towers on the synthetic world, trained in minutes on a CPU.
+
+  Shared by the AVE-Net, contrastive, cross-modal and AVOL demos, so that they
+  see the same world, sizes, batch and steps and their numbers compare.
+  """
+  c = base_config()
+  c.batch_size = 32
+  c.total_steps = 600
+  c.log_every_steps = 50
+  c.eval_every_steps = 200
+  c.checkpoint.every_steps = 200
+  c.model.name = model_name
+  c.model.width = 0.25
+  c.model.spectrogram_shape = (64, 98)
+  c.optimizer.learning_rate = 1e-3
+
+  d = c.data
+  d.synthetic = synthetic_world_config()
+  d.sample_rate = 16000
+  d.image_size = 64
+  d.resize_shorter = 72
+  d.spectrogram.kind = "mel"
+  d.spectrogram.num_mel_bins = 64
+  d.spectrogram.frame_length = 400
+  d.spectrogram.frame_step = 160
+  d.spectrogram.fft_length = 512
+  d.shuffle_buffer = 512
+  d.cache = True
+  c.evals.avc.num_examples = 1024
+  return c
+
+
+def retrieval_eval() -> ml_collections.ConfigDict:
+  """Video-level retrieval in four directions, with the probe and a random net."""
+  return ml_collections.ConfigDict(
+      dict(
+          type="retrieval",
+          k=30,
+          level="video",
+          probe=True,
+          random_init=True,
+          picture_queries=2,
+      )
+  )

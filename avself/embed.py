@@ -51,10 +51,10 @@ class Loaded(NamedTuple):
 def load(workdir: str, step: Optional[int] = None) -> Loaded:
   """Restores a checkpoint (latest or `step`) with the config stored in it."""
   from avself import sharding  # pylint: disable=g-import-not-at-top
-  from avself import train  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
   mesh = sharding.make_mesh()
-  config, _, model, state = train.restore(workdir, step, mesh)
+  config, _, model, state = state_lib.restore(workdir, step, mesh)
   variables = {"params": state.params, **state.model_state}
   return Loaded(config, model, variables, int(state.step), mesh)
 

@@ -96,10 +96,11 @@ def evaluate(
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   from avself import config_lib  # pylint: disable=g-import-not-at-top
   from avself import sharding  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
   from avself import train  # pylint: disable=g-import-not-at-top
 
   mesh = sharding.make_mesh()
-  config, task, model, state = train.restore(workdir, step, mesh)
+  config, task, model, state = state_lib.restore(workdir, step, mesh)
   config = config_lib.resolve_data(with_eval_config(config, eval_config))
   if not config.get("evals"):
     raise ValueError(

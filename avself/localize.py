@@ -445,10 +445,12 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
       "cancels a map's sideways offset)",
   )
   args = parser.parse_args(argv)
-  from avself import train  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
   mesh = sharding.make_mesh()
-  config, task, model, state = train.restore(args.workdir, args.step, mesh=mesh)
+  config, task, model, state = state_lib.restore(
+      args.workdir, args.step, mesh=mesh
+  )
   if config.task != "sync":
     raise SystemExit(
         f"{args.workdir} holds a {config.task!r} run; CAM needs a 'sync' one"

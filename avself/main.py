@@ -8,10 +8,36 @@ Cloud TPU and SLURM, or from the explicit flags below).
 import json
 import os
 
-from absl import app
-from absl import flags
-from absl import logging
-from ml_collections import config_flags
+# Before anything imports TensorFlow (loading a config does): its C++ INFO
+# lines are not a run's business.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def _import_tensorflow_quietly() -> None:
+  """Imports TensorFlow with file descriptor 2 on /dev/null.
+
+  At import its C++ side writes start-up banners (oneDNN, CPU features, "All
+  log messages before absl::InitializeLog() ...") straight to stderr, past
+  TF_CPP_MIN_LOG_LEVEL. An import error still raises as usual.
+  """
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from avself import console  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -42,6 +68,12 @@ flags.DEFINE_integer(
     "heartbeat_timeout",
     100,
     "Seconds without a heartbeat before a lost host fails the job.",
+)
+flags.DEFINE_bool(
+    "library_logs",
+    False,
+    "Also print the INFO lines of the libraries (orbax, jax, clu, tf); "
+    "by default a run prints only avself's own lines and every warning.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -93,12 +125,16 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # tf.data runs on the host; it must not take accelerator memory from JAX.
   tf.config.set_visible_devices([], "GPU")
+  if not FLAGS.library_logs:
+    console.quiet_library_logs()
   init_distributed()
   from avself import train  # pylint: disable=g-import-not-at-top
 
-  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   import jax  # pylint: disable=g-import-not-at-top
 
+  if jax.process_index() == 0:
+    logging.info("%s", console.config_summary(FLAGS.config, FLAGS.workdir))
+  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
     print(
         "Final results (" + os.path.join(FLAGS.workdir, "results.json") + "):"

@@ -51,3 +51,9 @@ def to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
 def to_host(tree: Any) -> Any:
   """Fully replicated arrays -> numpy on every host (no cross-host gather)."""
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def local_rows(x: jax.Array) -> np.ndarray:
+  """This host's rows of a batch-sharded array, in order."""
+  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+  return np.concatenate([np.asarray(s.data) for s in shards], axis=0)

@@ -1,7 +1,9 @@
 """The one train loop for every avself method.
 
-A task (`avself/tasks/<name>.py`) supplies the model, the input pipeline's
-sampling mode and the loss; everything else lives here, top to bottom:
+A task (`avself/tasks/<name>.py`, the `avself.tasks.Task` protocol) supplies
+the model, the input pipeline's sampling mode and the loss; the optimiser is
+`avself/optimizer.py`, the train state `avself/state.py` and the input
+iterator `avself/data/iterator.py`. The loop lives here, top to bottom:
 config checks, data, mesh, state, the jitted step, logging, evaluation,
 checkpoints (with resume and save-on-SIGTERM) and the final results.json.
 """
@@ -13,12 +15,11 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -27,157 +28,15 @@ import optax
 
 from avself import checkpoint as ckpt_lib
 from avself import config_lib
+from avself import optimizer
 from avself import sharding
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  model_state: Any  # BatchNorm statistics and other non-trained collections.
-  opt_state: Any
+from avself import state as state_lib
+from avself import tasks
+from avself.data import iterator as data_iterator
 
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or Inf; the last good checkpoint is kept."""
-
-
-def get_task(name: str):
-  """The task module `avself.tasks.<name>` (import, not a registry dict)."""
-  try:
-    return importlib.import_module(f"avself.tasks.{name}")
-  except ModuleNotFoundError as e:
-    if e.name == f"avself.tasks.{name}":
-      raise ValueError(
-          f"config.task={name!r}: no module avself/tasks/{name}.py"
-      ) from e
-    raise
-
-
-################################################################################
-# Optimiser and state.
-################################################################################
-
-
-def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Learning-rate schedule: constant or cosine, with optional linear warm-up."""
-  opt = config.optimizer
-  warmup = int(opt.get("warmup_steps", 0))
-  if opt.schedule == "constant":
-    main = optax.constant_schedule(opt.learning_rate)
-  elif opt.schedule == "cosine":
-    main = optax.cosine_decay_schedule(
-        opt.learning_rate, max(1, config.total_steps - warmup)
-    )
-  else:
-    raise ValueError(
-        f"config.optimizer.schedule={opt.schedule!r}: use 'constant' or 'cosine'"
-    )
-  if not warmup:
-    return main
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, opt.learning_rate, warmup), main], [warmup]
-  )
-
-
-def make_optimizer(
-    config: ml_collections.ConfigDict,
-) -> optax.GradientTransformation:
-  """Adam with L2 weight decay as in L3-Net (lr 1e-4, wd 1e-5), or AdamW."""
-  opt = config.optimizer
-  schedule = make_schedule(config)
-  if opt.name == "adam":
-    # The paper's weight decay is an L2 term, i.e. added to the gradient
-    # before Adam's normalisation (not decoupled).
-    tx = optax.chain(
-        optax.add_decayed_weights(opt.weight_decay), optax.adam(schedule)
-    )
-  elif opt.name == "adamw":
-    tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
-  elif opt.name == "sgd":
-    tx = optax.chain(
-        optax.add_decayed_weights(opt.weight_decay),
-        optax.sgd(schedule, momentum=0.9),
-    )
-  else:
-    raise ValueError(
-        f"config.optimizer.name={opt.name!r}: use 'adam', 'adamw' or 'sgd'"
-    )
-  if opt.get("grad_clip_norm"):
-    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
-  frozen = tuple(opt.get("freeze", ()) or ())
-  if frozen:
-    steps = int(opt.get("freeze_steps", 0))
-    if steps <= 0:
-      raise ValueError(
-          f"config.optimizer.freeze={frozen} needs freeze_steps > 0 "
-          f"(got {steps}): the steps for which they are held"
-      )
-    logging.info(
-        "Holding %s still for the first %d steps (optimizer.freeze)",
-        frozen,
-        steps,
-    )
-    tx = optax.chain(tx, hold_at_first(frozen, steps))
-  return tx
-
-
-def hold_at_first(
-    names: tuple[str, ...], steps: int
-) -> optax.GradientTransformation:
-  """Zeroes the updates of the top-level parameter groups `names` for `steps` steps.
-
-  Linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): with the pre-trained
-  groups held, a new head first learns on features that its random start
-  cannot yet pull apart; then everything trains. Applied after the optimiser,
-  so held parameters do not move at all (weight decay included), while the
-  optimiser's moments for them still see every gradient.
-  """
-  names = tuple(names)
-
-  def init(params):
-    missing = [n for n in names if n not in params]
-    if missing:
-      raise ValueError(
-          f"config.optimizer.freeze names {missing}, not among the "
-          f"model's parameter groups {sorted(params)}"
-      )
-    return optax.ScaleByScheduleState(count=jnp.zeros((), jnp.int32))
-
-  def update(updates, state, params=None):
-    del params
-    keep = (state.count >= steps).astype(jnp.float32)
-    held = {
-        k: (
-            jax.tree.map(lambda u: u * keep.astype(u.dtype), v)
-            if k in names
-            else v
-        )
-        for k, v in updates.items()
-    }
-    return held, optax.ScaleByScheduleState(
-        count=optax.safe_increment(state.count)
-    )
-
-  return optax.GradientTransformation(init, update)
-
-
-def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
-  """Initialises parameters directly into their (replicated) shardings."""
-  batch = task.dummy_batch(config, 2)
-
-  def init(rng):
-    variables = task.init(model, rng, batch)
-    params = variables["params"]
-    model_state = {k: v for k, v in variables.items() if k != "params"}
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        model_state=model_state,
-        opt_state=tx.init(params),
-    )
-
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
 
 
 ################################################################################
@@ -186,7 +45,7 @@ def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
 
 
 def train_step(
-    state: TrainState,
+    state: state_lib.TrainState,
     batch: dict,
     rng: jax.Array,
     *,
@@ -194,7 +53,7 @@ def train_step(
     model,
     tx,
     skip_nonfinite: bool,
-) -> tuple[TrainState, dict]:
+) -> tuple[state_lib.TrainState, dict]:
   """One optimiser step on the global batch; returns the new state and metrics."""
   rng = jax.random.fold_in(rng, state.step)
 
@@ -304,7 +163,7 @@ def build_evaluators(config, *, task, model, mesh) -> dict:
 
 def run_evaluators(
     evaluators: dict,
-    state: TrainState,
+    state: state_lib.TrainState,
     step: int,
     writer: metric_writers.MetricWriter,
 ) -> dict:
@@ -317,9 +176,16 @@ def run_evaluators(
   results = {}
   for name, evaluator in evaluators.items():
     t0 = time.time()
+    mine = {}
     for metric, value in evaluator.run(state):
-      results[f"{name}/{metric}"] = value
-    logging.info("Evaluator %s took %.1fs", name, time.time() - t0)
+      mine[metric] = value
+    results.update({f"{name}/{k}": v for k, v in mine.items()})
+    numbers = ", ".join(
+        f"{k} {float(v):.4g}" for k, v in mine.items() if np.ndim(v) == 0
+    )
+    logging.info(
+        "step %d eval %s (%.1f s): %s", step, name, time.time() - t0, numbers
+    )
   scalars = {k: v for k, v in results.items() if np.ndim(v) == 0}
   images = {
       k: (v if np.ndim(v) == 4 else np.asarray(v)[None])
@@ -330,20 +196,30 @@ def run_evaluators(
     writer.write_scalars(step, scalars)
   if images:
     writer.write_images(step, images)
-  for k, v in scalars.items():
-    logging.info("step %d %s = %.4f", step, k, v)
   return results
+
+
+def _progress_line(step: int, total: int, summary: dict) -> str:
+  """`step 50/1700: loss 0.6931, accuracy 0.5000, 3.21 steps/s, ETA 8m34s`."""
+  left = (total - step) / max(summary["steps_per_sec"], 1e-9)
+  minutes, seconds = divmod(int(round(left)), 60)
+  hours, minutes = divmod(minutes, 60)
+  eta = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+  metrics = ", ".join(
+      f"{k} {summary[k]:.4f}" for k in ("loss", "accuracy") if k in summary
+  )
+  return f"step {step}/{total}: {metrics}, {summary['steps_per_sec']:.2f} steps/s, ETA {eta}"
 
 
 def _input_skips(before: dict) -> dict:
   """Corrupt records skipped so far by the input pipelines of all processes.
 
-  `pipeline.skip_counts()` per process (records read ahead of training
+  `reading.skip_counts()` per process (records read ahead of training
   included), summed over processes; warns when the count grew since `before`.
   """
-  from avself.data import pipeline  # pylint: disable=g-import-not-at-top
+  from avself.data import reading  # pylint: disable=g-import-not-at-top
 
-  counts = pipeline.skip_counts()
+  counts = reading.skip_counts()
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
 
@@ -385,7 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.task` in `workdir` (resuming if it has checkpoints)."""
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  task = get_task(config.task)
+  task = tasks.get_task(config.task)
   config = config_lib.resolve_data(
       config
   )  # Builds the synthetic world if asked.
@@ -393,12 +269,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   mesh = sharding.make_mesh()
   local_batch = sharding.local_batch_size(config.batch_size)
   model = task.build_model(config)
-  tx = make_optimizer(config)
+  tx = optimizer.make_optimizer(config)
   rng = jax.random.key(config.seed)
   init_rng, step_rng = jax.random.split(rng)
 
   #### State: fresh or restored.
-  state = create_train_state(task, model, tx, config, init_rng, mesh)
+  state = state_lib.create_train_state(task, model, tx, config, init_rng, mesh)
   manager = ckpt_lib.make_manager(
       workdir,
       keep=config.checkpoint.keep,
@@ -428,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info("Model %s: %s parameters", config.model.name, f"{num_params:,}")
 
   #### Data: this host's slice of every global batch.
-  train_iter = task_data_iterator(
+  train_iter = data_iterator.task_data_iterator(
       task, config, local_batch, data_state, start_step
   )
 
@@ -535,6 +411,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               **{f"data/{k}": v for k, v in skips.items()},
           },
       )
+      logging.info("%s", _progress_line(step, config.total_steps, summary))
       pending, t_log = [], time.time()
 
     if evaluators and (step % config.eval_every_steps == 0 or is_last):
@@ -560,135 +437,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if step == config.total_steps:
     write_results(workdir, final)
   return final
-
-
-def restore(workdir: str, step: Optional[int] = None, mesh=None):
-  """Rebuilds (config, task, model, state) from a checkpoint alone.
-
-  The model is rebuilt from the config stored with the checkpoint, so a
-  checkpoint describes itself (evaluate, embed and localize start here).
-  """
-  config, step = ckpt_lib.load_config(workdir, step)
-  mesh = mesh or sharding.make_mesh()
-  task = get_task(config.task)
-  model = task.build_model(config)
-  tx = make_optimizer(config)
-  abstract = jax.eval_shape(
-      lambda: create_train_state(
-          task, model, tx, config, jax.random.key(0), mesh
-      )
-  )
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(
-          x.shape, x.dtype, sharding=sharding.replicated(mesh)
-      ),
-      abstract,
-  )
-  manager = ckpt_lib.make_manager(workdir, read_only=True)
-  state, _ = ckpt_lib.restore_state(manager, abstract, step)
-  return config, task, model, state
-
-
-def random_init(config, mesh=None, seed: int = 0):
-  """A randomly initialised (task, model, state) of `config`: the probes' baseline."""
-  mesh = mesh or sharding.make_mesh()
-  task = get_task(config.task)
-  model = task.build_model(config)
-  state = create_train_state(
-      task, model, make_optimizer(config), config, jax.random.key(seed), mesh
-  )
-  return task, model, state
-
-
-################################################################################
-# The input side of the loop.
-################################################################################
-
-
-class DataIterator:
-  """This host's training batches, with a position that checkpoints can store.
-
-  The global batch is assembled from `num_streams` per-host input streams
-  (default: one per process). A process reads streams
-  [p * k, (p + 1) * k) with k = num_streams / process_count and concatenates
-  their batches, so a run on fewer processes can see exactly the global
-  batches of a run on more (the multi-host test relies on this).
-  """
-
-  def __init__(
-      self,
-      dataset_fn,
-      *,
-      seed: int,
-      num_streams: int,
-      local_batch: int,
-      data_state: Optional[dict],
-      start_step: int,
-  ):
-    processes = jax.process_count()
-    if num_streams % processes:
-      raise config_lib.ConfigError(
-          f"config.data.input_streams={num_streams} must be a multiple of the "
-          f"{processes} processes"
-      )
-    k = num_streams // processes
-    if local_batch % k:
-      raise config_lib.ConfigError(
-          f"the per-process batch {local_batch} must divide over {k} input streams"
-      )
-    state = data_state or {}
-    self.seed = int(state.get("seed", seed))
-    self.position = int(state.get("position", start_step))
-    first = jax.process_index() * k
-    self._iterators = [
-        self._make(dataset_fn, stream, num_streams, local_batch // k)
-        for stream in range(first, first + k)
-    ]
-
-  def _make(self, dataset_fn, stream: int, num_streams: int, batch: int):
-    ds = dataset_fn(self.seed, stream, num_streams, batch)
-    if self.position:
-      # The pipeline is deterministic: skipping replays exactly the batches an
-      # uninterrupted run would have seen (cost: re-reading them once).
-      ds = ds.skip(self.position)
-    return ds.as_numpy_iterator()
-
-  def next(self) -> dict:
-    """The next local batch (numpy), concatenated over this host's streams."""
-    parts = [next(it) for it in self._iterators]
-    self.position += 1
-    if len(parts) == 1:
-      return parts[0]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-  def state(self) -> dict:
-    return {"seed": self.seed, "position": self.position}
-
-
-def task_data_iterator(
-    task, config, local_batch: int, data_state, start_step: int
-):
-  """Training batches for `task` from `config.data`."""
-  from avself.data import pipeline  # pylint: disable=g-import-not-at-top
-
-  def dataset_fn(seed, stream, num_streams, batch):
-    return pipeline.make_dataset(
-        config.data,
-        mode=task.data_mode(config),
-        split=config.data.train_split,
-        batch_size=batch,
-        train=True,
-        seed=seed,
-        process_index=stream,
-        process_count=num_streams,
-    )
-
-  num_streams = config.data.get("input_streams") or jax.process_count()
-  return DataIterator(
-      dataset_fn,
-      seed=config.seed,
-      num_streams=num_streams,
-      local_batch=local_batch,
-      data_state=data_state,
-      start_step=start_step,
-  )

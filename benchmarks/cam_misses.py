@@ -21,7 +21,7 @@ on (the evaluator's heat: `localize.video_heatmap`, sliding clips):
 
 Prints a table and writes --output (JSON) when given. ~1 min per 24 videos
 at 112 px on 2 CPU cores (2 min with --flip). docs/multisensory.md has the
-numbers of session 8's nets.
+measured numbers.
 """
 
 import argparse
@@ -32,7 +32,7 @@ import numpy as np
 
 from avself import localize
 from avself import sharding
-from avself import train
+from avself import state as state_lib
 from avself.evaluators import localization
 
 BINS = (
@@ -154,7 +154,9 @@ def main(argv=None) -> dict:
   parser.add_argument("--output", default="")
   args = parser.parse_args(argv)
   mesh = sharding.make_mesh()
-  config, _, model, state = train.restore(args.workdir, args.step, mesh=mesh)
+  config, _, model, state = state_lib.restore(
+      args.workdir, args.step, mesh=mesh
+  )
   if "localization" not in config.get("evals", {}):
     raise SystemExit(
         f"{args.workdir}: its config has no localization eval (a world to score)"

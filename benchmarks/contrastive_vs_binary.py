@@ -24,7 +24,6 @@ Checkpoints are kept at every evaluation, so `python -m avself.evaluate
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -60,11 +59,9 @@ PROBES = (
 def load_config(method: str):
   """The method's config file, as `--config=configs/FILE[:variant]` would load it."""
   name, variant = _CONFIGS[method]
-  spec = importlib.util.spec_from_file_location(
-      name[:-3], os.path.join(_ROOT, "configs", name)
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from avself import config_lib  # pylint: disable=g-import-not-at-top
+
+  module = config_lib.load_file(os.path.join(_ROOT, "configs", name))
   return module.get_config(variant)
 
 

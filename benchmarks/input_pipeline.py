@@ -133,12 +133,13 @@ def measure_avc(
 def measure_prepare(num_clips: int = 20) -> None:
   """Prints avself.data.prepare's video-seconds/s on synthetic clips, if both import."""
   try:
-    from avself.data import prepare, synthetic  # written by others
+    from avself.data import prepare  # written by others
+    from avself.data.synthetic import cache as synthetic_cache
   except ImportError as e:
     print(f"prepare: skipped ({e})")
     return
   with tempfile.TemporaryDirectory() as world:
-    synthetic.generate(world, num_clips, seed=0, write_stems=False)
+    synthetic_cache.generate(world, num_clips, seed=0, write_stems=False)
     rate = prepare.measure_rate(os.path.join(world, "videos"))
   print(
       f"prepare: {num_clips} synthetic clips, {rate['video_seconds']:.0f} video-s: "

@@ -15,7 +15,9 @@ import tempfile
 import time
 
 from avself.data import media
-from avself.data import synthetic
+from avself.data.synthetic import cache as synthetic_cache
+from avself.data.synthetic import clip as synthetic_clip
+from avself.data.synthetic import options as synthetic_options
 
 
 def _cpu_seconds():
@@ -33,7 +35,7 @@ def _stage_seconds(options, clips=4):
   with tempfile.TemporaryDirectory() as out:
     for index in range(clips):
       start = time.perf_counter()
-      frames, audio, _, _ = synthetic.render_clip(index, 0, options)
+      frames, audio, _, _ = synthetic_clip.render_clip(index, 0, options)
       middle = time.perf_counter()
       media.write_mp4(
           os.path.join(out, "clip.mp4"),
@@ -57,7 +59,7 @@ def main():
   parser.add_argument("--sample_rate", type=int, default=48000)
   parser.add_argument("--no_stems", action="store_true")
   args = parser.parse_args()
-  options = synthetic.as_options(
+  options = synthetic_options.as_options(
       size=args.size,
       duration=args.duration,
       fps=args.fps,
@@ -68,7 +70,7 @@ def main():
   with tempfile.TemporaryDirectory() as out:
     cpu = _cpu_seconds()
     start = time.perf_counter()
-    synthetic.generate(
+    synthetic_cache.generate(
         out,
         args.num_videos,
         seed=0,

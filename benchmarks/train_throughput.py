@@ -43,7 +43,8 @@ def run_one(batch_size: int, steps: int, dtype: str, width: float) -> dict:
   import functools
   import jax
   import numpy as np
-  from avself import config_lib, sharding, train
+  from avself import config_lib, optimizer, sharding, train
+  from avself import state as state_lib
   from avself.tasks import avc
 
   config = config_lib.base_config()
@@ -54,8 +55,8 @@ def run_one(batch_size: int, steps: int, dtype: str, width: float) -> dict:
   config.data.sample_rate = 48000
   mesh = sharding.make_mesh()
   model = avc.build_model(config)
-  tx = train.make_optimizer(config)
-  state = train.create_train_state(
+  tx = optimizer.make_optimizer(config)
+  state = state_lib.create_train_state(
       avc, model, tx, config, jax.random.key(0), mesh
   )
   rng = np.random.default_rng(0)

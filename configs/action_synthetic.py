@@ -22,9 +22,9 @@ same network from scratch for the same number of steps:
 The `:motion` sync run goes on training the CAM net on 400 unlabelled videos of
 another motion world (seed 1), at 56 px. docs/multisensory.md has the numbers
 over three seeds on two machines: level with scratch, a point ahead on average
-at step 600 (0.828 vs 0.824, 0.839 vs 0.817), ahead in 3 runs of 6. With two
-silent look-alikes beside the sounding object (session 11) it was 3.5 points
-behind, and a linear probe first (`optimizer.freeze`) was further behind.
+at step 600, ahead in 3 runs of 6. With two silent look-alikes beside the
+sounding object it was behind, and a linear probe first (`optimizer.freeze`)
+was further behind (docs/multisensory.md).
 
 `--config.model.trunk=fresh` keeps only the video branch from the sync net
 (new conv3..conv5 stages), which measured worse (docs/multisensory.md).
@@ -41,7 +41,6 @@ Variants (`--config=configs/action_synthetic.py:VARIANT`, comma-separated):
   runlocal  a few steps, to check that everything runs.
 """
 
-import importlib.util
 import os
 
 import ml_collections
@@ -50,14 +49,13 @@ from avself import config_lib
 
 
 def _sync_config_module():
-  """configs/multisensory_synthetic.py (configs is a folder of files, not a package)."""
-  path = os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "multisensory_synthetic.py"
+  """configs/multisensory_synthetic.py, the pre-training this fine-tunes."""
+  return config_lib.load_file(
+      os.path.join(
+          os.path.dirname(os.path.abspath(__file__)),
+          "multisensory_synthetic.py",
+      )
   )
-  spec = importlib.util.spec_from_file_location("multisensory_synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.

@@ -40,11 +40,9 @@ def get_config(arg=None):
   c.init_from = "" if "scratch" in variants else "/ckpt/multisensory"
   c.batch_size = 32
   c.total_steps = 20_000
-  c.log_every_steps = 100
   c.eval_every_steps = 2_000
   c.checkpoint.every_steps = 2_000
   c.model.name = "multisensory"
-  c.model.width = 1.0
   c.model.num_classes = 101
   c.model.trunk = (
       "fusion"  # the whole visual pathway of the sync net, fed silence
@@ -52,15 +50,11 @@ def get_config(arg=None):
   c.model.spectrogram_shape = ()
   c.optimizer.name = "sgd"  # momentum 0.9
   c.optimizer.learning_rate = 1e-2
-  c.optimizer.weight_decay = 1e-5
   c.optimizer.schedule = "cosine"
 
   d = c.data
-  d.path = ""
   d.sample_rate = 21000
   d.channels = 2
-  d.image_size = 224
-  d.resize_shorter = 256
   d.sync = dict(
       num_frames=125,
       clip_seconds=4.2,

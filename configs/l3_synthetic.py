@@ -26,8 +26,7 @@ def get_config(arg=None):
   config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.batch_size = 64
-  # 1700 steps at 1.2e-3 (was 1400 at 2e-3: held-out AVC 0.837 on session 8's machine);
-  # docs/evaluation.md has the search.
+  # docs/evaluation.md has the search for steps and learning rate.
   c.total_steps = 1700
   c.log_every_steps = 50
   c.eval_every_steps = 200

@@ -5,9 +5,9 @@ shift of 1-3 s always fit), trains a tiny Multisensory net to tell aligned
 from shifted audio, and reports held-out sync accuracy (chance 0.5) and CAM
 pointing accuracy beside the centre-pixel baseline. The `:voice` variant then
 trains the finer CAM net from it on the speaking world (1000 steps and five
-~1.5 min localisation evaluations of sliding clips and their mirror images;
-16 min 38 s here, records cached), for localisation; `:cam` is the same net on the bouncing world, with
-fused stages that mix time (the action chain's start):
+localisation evaluations of sliding clips and their mirror images), for
+localisation; `:cam` is the same net on the bouncing world, with fused stages
+that mix time (the action chain's start):
 
   python -m avself.main --config=configs/multisensory_synthetic.py \
       --workdir=/tmp/multisensory_synthetic
@@ -34,10 +34,9 @@ Variants (`--config=configs/multisensory_synthetic.py:VARIANT`):
             sounding object's loudness follows a syllable-like envelope and
             its look follows it too, as lips follow a voice, so every frame,
             not only a bounce, ties the sound to the object. From the plain
-            sync run, as `cam` (sync from scratch on this world sat at chance
-            for 2450 steps, so there is no sync-only `voice` run). 1000
-            steps; pointing 0.728 / 0.661 / 0.748 for seeds 0 / 1 / 2
-            (docs/multisensory.md, session 10).
+            sync run, as `cam` (sync from scratch on this world sat at chance,
+            so there is no sync-only `voice` run). 1000 steps; pointing
+            by seed in docs/multisensory.md.
   runlocal  a few steps, to check that everything runs.
 """
 
@@ -96,19 +95,18 @@ def cam_variant(c: ml_collections.ConfigDict) -> None:
   no frame size or stride; the stages take the centre taps of its 3 x 3 x 3
   kernels) and trains on sync again, 600 steps. Its heat is made of clips
   starting at every frame (the evaluator's `hop=1`, localize.video_heatmap),
-  averaged with the mirrored video's (`flip`): pointing 0.734 at step 600 in
-  session 6 (without flip), 0.455 and 0.567 in session 8's reruns (0.504 and
-  0.581 with flip). docs/multisensory.md has the numbers.
+  averaged with the mirrored video's (`flip`). docs/multisensory.md has the
+  numbers.
   """
   c.init_from = "/tmp/multisensory_synthetic"
-  # Set in session 5 from the old per-clip heat (no gain after step 400); not
-  # re-tuned for the sliding heat, which scores 0.603 / 0.734 / 0.614 at 400 / 600 / 800.
+  # Chosen with the per-clip heat; not re-tuned for the sliding heat
+  # (docs/multisensory.md).
   c.total_steps = 600
   c.eval_every_steps = 200
   c.checkpoint.every_steps = 200
   cam_net(c, image_size=112, stored=128)
-  # Average in the mirrored video's maps: cancels the map's sideways offset,
-  # +1 to +5 points on session 8's nets (docs/multisensory.md); twice the passes.
+  # Average in the mirrored video's maps: cancels the map's sideways offset
+  # (docs/multisensory.md); twice the passes.
   c.evals.localization.flip = True
 
 
@@ -130,15 +128,12 @@ def voice_variant(c: ml_collections.ConfigDict) -> None:
   heat is a streak along its path, and its peak falls mid-path while the
   object bounces off a wall. With (1, 1, 1) a cell sees what the video branch
   sees (25 frames, weighted to the middle) and the heat is a blob on the
-  object. On the bouncing world that alone gave 0.52-0.55; there the sound
+  object. On the bouncing world that alone helped little; there the sound
   says where the object is only at its bounces. Here its voice ties every
-  frame to it. Pointing of seeds 0 / 1 / 2 at steps 600 / 800 / 1000: 0.760 /
-  0.569 / 0.686, 0.680 / 0.663 / 0.749, 0.728 / 0.661 / 0.748 (means 0.672,
-  0.697, 0.712), against 0.38-0.42 at step 600 for the speaking world with
-  (3, 1, 1) stages. So 1000 steps (chosen on these test-split numbers).
-  Seeds 3 and 4, run afterwards: 0.727 and 0.734 at step 1000 (mean of
-  five 0.720). The stages take the centre taps of the sync run's 3 x 3 x 3
-  kernels (`sync.warm_start`).
+  frame to it. 1000 steps, chosen on the test split's pointing over seeds
+  and steps 600 / 800 / 1000, well above the speaking world with (3, 1, 1)
+  stages (docs/multisensory.md). The stages take the centre taps of the sync
+  run's 3 x 3 x 3 kernels (`sync.warm_start`).
   """
   c.data.synthetic.voice = 0.5
   c.model.stage_kernel = (1, 1, 1)
@@ -205,7 +200,7 @@ def get_config(arg=None):
     motion_variant(c)
   if "noflash" in variants:
     c.data.synthetic.flash = 0.0
-    c.init_from = ""  # sync from motion alone is learnt from scratch (0.865)
+    c.init_from = ""  # sync from motion alone is learnt from scratch
     c.total_steps = 3000
     c.eval_every_steps = c.checkpoint.every_steps = 500
   if "runlocal" in variants:

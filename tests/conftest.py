@@ -22,9 +22,9 @@ def tiny_records(tmp_path_factory):
   with avself.data.prepare, exactly as the demo does.
   """
   import tiny  # pylint: disable=g-import-not-at-top
-  from avself.data import world  # pylint: disable=g-import-not-at-top
+  from avself.data import synthetic_records  # pylint: disable=g-import-not-at-top
 
   config = tiny.tiny_config()
   config.data.synthetic = tiny.tiny_world()
   config.data.synthetic.cache_dir = str(tmp_path_factory.mktemp("world"))
-  return world.ensure_synthetic_records(config.data)
+  return synthetic_records.ensure_synthetic_records(config.data)

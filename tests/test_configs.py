@@ -7,8 +7,8 @@ import os
 import pytest
 
 from avself import config_lib
-from avself.data import synthetic
-from avself.data import world
+from avself.data.synthetic import options as synthetic_options
+from avself.data import synthetic_records
 import tiny
 
 REPO = tiny.ROOT
@@ -31,7 +31,7 @@ COMBINED = {
 }
 CASES = (
     [(p, None) for p in CONFIGS]
-    + [(p, v) for p in CONFIGS for v in tiny.load_file(p).VARIANTS]
+    + [(p, v) for p in CONFIGS for v in config_lib.load_file(p).VARIANTS]
     + [(p, v) for p in CONFIGS for v in COMBINED.get(os.path.basename(p), [])]
 )
 
@@ -42,7 +42,7 @@ CASES = (
     ids=[f"{os.path.basename(p)}:{a or ''}" for p, a in CASES],
 )
 def test_config_loads_and_validates(path, arg):
-  config = tiny.load_file(path).get_config(arg)
+  config = config_lib.load_file(path).get_config(arg)
   if not config.data.get("synthetic") and not config.data.get("path"):
     config.data.path = (
         "/data/records"  # paper-scale configs take it on the command line
@@ -51,9 +51,11 @@ def test_config_loads_and_validates(path, arg):
   config_lib.validate(config)
   s = config.data.get("synthetic")
   if s is not None and not config.data.get("path"):
-    fields = {f.name for f in dataclasses.fields(synthetic.WorldOptions)}
+    fields = {
+        f.name for f in dataclasses.fields(synthetic_options.WorldOptions)
+    }
     options = {k: v for k, v in s.items() if k in fields}
-    synthetic.as_options(**options)  # raises on a bad world
+    synthetic_options.as_options(**options)  # raises on a bad world
 
 
 EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))
@@ -61,7 +63,7 @@ EVAL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "eval", "*.py")))
 
 @pytest.mark.parametrize("path", CONFIGS + EVAL_CONFIGS, ids=os.path.basename)
 def test_an_unknown_variant_is_refused_with_the_known_ones(path):
-  module = tiny.load_file(path)
+  module = config_lib.load_file(path)
   with pytest.raises(ValueError, match="unknown config variant.*'typo'"):
     module.get_config("typo")
   if module.VARIANTS:  # also beside a good one
@@ -71,8 +73,10 @@ def test_an_unknown_variant_is_refused_with_the_known_ones(path):
 
 def test_action_synthetic_fine_tunes_the_motion_sync_run():
   """The pre-training run it starts from has its net and its world's kind of clips."""
-  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(
+  action = config_lib.load_file(
+      os.path.join(REPO, "configs", "action_synthetic.py")
+  )
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   fine, pre = action.get_config(), sync.get_config("motion")
@@ -85,18 +89,20 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
       fine.data.synthetic.class_cue == pre.data.synthetic.class_cue == "motion"
   )
   # Unlabelled pre-training videos are another world than the labelled ones.
-  assert world._key(fine.data) != world._key(pre.data)
+  assert synthetic_records._key(fine.data) != synthetic_records._key(pre.data)
   assert fine.data.synthetic.seed != pre.data.synthetic.seed
   look = action.get_config("look")
   assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
-  assert world._key(look.data) == world._key(
+  assert synthetic_records._key(look.data) == synthetic_records._key(
       _with_shorter_side(sync.get_config("cam").data, 64)
   )
 
 
 def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
-  action = tiny.load_file(os.path.join(REPO, "configs", "action_synthetic.py"))
-  sync = tiny.load_file(
+  action = config_lib.load_file(
+      os.path.join(REPO, "configs", "action_synthetic.py")
+  )
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
@@ -106,11 +112,11 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
   assert pre.init_from == "" and pre.data.synthetic.class_cue == "motion"
   for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
     assert fine.model[key] == pre.model[key], key
-  assert world._key(fine.data) != world._key(pre.data)
+  assert synthetic_records._key(fine.data) != synthetic_records._key(pre.data)
 
 
 def test_multisensory_voice_chain_and_cache_keys():
-  sync = tiny.load_file(
+  sync = config_lib.load_file(
       os.path.join(REPO, "configs", "multisensory_synthetic.py")
   )
   voice, cam, plain = (
@@ -133,14 +139,27 @@ def test_multisensory_voice_chain_and_cache_keys():
   assert voice.data.image_size == 112 and voice.evals.localization.flip
   assert voice.total_steps == 1000 and cam.total_steps == 600
   assert sync.get_config("cam,voice").to_dict() == voice.to_dict()
-  assert world._key(voice.data) != world._key(cam.data)
+  assert synthetic_records._key(voice.data) != synthetic_records._key(cam.data)
   # voice=0 is keyed as if the field did not exist: caches made before it stay.
   older = plain.data.copy_and_resolve_references()
   del older.synthetic["voice"]
-  assert world._key(plain.data) == world._key(older)
+  assert synthetic_records._key(plain.data) == synthetic_records._key(older)
 
 
 def _with_shorter_side(data, size):
   data = data.copy_and_resolve_references()
   data.synthetic.shorter_side = size
   return data
+
+
+def test_the_world_has_one_default_sample_rate():
+  assert (
+      config_lib.synthetic_world_config().sample_rate
+      == synthetic_options.WorldOptions().sample_rate
+  )
+
+
+def test_the_demo_world_keeps_its_cache():
+  """The README's first command finds the records an earlier run built."""
+  demo = config_lib.load_file(os.path.join(REPO, "configs", "l3_synthetic.py"))
+  assert synthetic_records._key(demo.get_config().data) == "488b09c64a"

@@ -8,7 +8,9 @@ import ml_collections
 import numpy as np
 
 import tiny
+from avself import optimizer
 from avself import sharding
+from avself import state as state_lib
 from avself import train
 from avself.tasks import avol
 from avself.tasks import contrastive
@@ -320,10 +322,10 @@ def test_tiny_contrastive_run_lowers_loss(tiny_records):
   config = tiny.tiny_config(tiny_records)
   config.task, config.model.name = "contrastive", "avenet"
   model = contrastive.build_model(config)
-  tx = train.make_optimizer(config)
+  tx = optimizer.make_optimizer(config)
   mesh = sharding.make_mesh()
   variables = _variables(contrastive, model, config)
-  state = train.TrainState(
+  state = state_lib.TrainState(
       step=np.int32(0),
       params=variables["params"],
       model_state={"batch_stats": variables["batch_stats"]},

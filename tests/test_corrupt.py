@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 
 import tiny
+from avself import tasks
 from avself import train
-from avself.data import pipeline, records
+from avself.data import reading, records
 from avself.tasks import avc
 from test_pipeline import _clips, _batches, _config, _video
 from test_train import _logged
@@ -107,10 +108,10 @@ KINDS = [
 @pytest.mark.parametrize("kind", KINDS)
 def test_skip_yields_every_good_record_and_counts_the_bad(tmp_path, kind):
   labels, lost, unread = _damaged(str(tmp_path), kind)
-  before = pipeline.skip_counts()
+  before = reading.skip_counts()
   _, out = _clips(_config(str(tmp_path)))
   assert sorted(out["label"][out["mask"] == 1]) == labels
-  after = pipeline.skip_counts()
+  after = reading.skip_counts()
   assert after["skipped_records"] - before["skipped_records"] == lost
   assert after["unread_bytes"] - before["unread_bytes"] == unread
 
@@ -126,7 +127,7 @@ def test_skip_yields_every_good_record_and_counts_the_bad(tmp_path, kind):
 )
 def test_fail_raises_naming_the_shard(tmp_path, kind):
   _damaged(str(tmp_path), kind)
-  before = pipeline.skip_counts()
+  before = reading.skip_counts()
   match = (
       "does not parse"
       if kind == "not_a_sequence_example"
@@ -135,7 +136,7 @@ def test_fail_raises_naming_the_shard(tmp_path, kind):
   with pytest.raises(tf.errors.InvalidArgumentError, match=match) as error:
     _clips(_config(str(tmp_path), on_corrupt="fail"))
   assert "train.tfrecord-00000-of-00002" in str(error.value)
-  assert pipeline.skip_counts() == before
+  assert reading.skip_counts() == before
 
 
 @pytest.mark.parametrize(
@@ -145,13 +146,13 @@ def test_hosts_sharing_shards_count_each_bad_record_once(tmp_path, kind):
   labels, lost, unread = _damaged(
       str(tmp_path), kind
   )  # 2 shards, 3 hosts: all read both
-  before = pipeline.skip_counts()
+  before = reading.skip_counts()
   got = []
   for host in range(3):
     _, out = _clips(_config(str(tmp_path)), process_index=host, process_count=3)
     got += list(out["label"][out["mask"] == 1])
   assert sorted(got) == labels
-  after = pipeline.skip_counts()
+  after = reading.skip_counts()
   assert after["skipped_records"] - before["skipped_records"] == lost
   assert after["unread_bytes"] - before["unread_bytes"] == unread
 
@@ -167,10 +168,10 @@ def test_skipping_keeps_training_batches_deterministic(tmp_path):
   cfg = _config(
       str(tmp_path), cache=False, shuffle_buffer=16
   )  # re-reads the shards
-  before = pipeline.skip_counts()["skipped_records"]
+  before = reading.skip_counts()["skipped_records"]
   first = _batches(cfg, "avc", count=6)
   assert (
-      pipeline.skip_counts()["skipped_records"] > before
+      reading.skip_counts()["skipped_records"] > before
   )  # once per pass over the shard
   second = _batches(cfg, "avc", count=6)
   for a, b in zip(first, second):
@@ -244,10 +245,10 @@ def test_training_goes_on_and_logs_skipped_records(
       data
   )  # avc data at 32x32, 32x49 spectrograms, cache=True
   config.evals = ml_collections.ConfigDict()
-  monkeypatch.setattr(train, "get_task", lambda name: _LinearTask)
+  monkeypatch.setattr(tasks, "get_task", lambda name: _LinearTask)
   workdir = str(tmp_path / "work")
   before = (
-      pipeline.skip_counts()
+      reading.skip_counts()
   )  # per process: earlier tests' pipelines count too
   with caplog.at_level(logging.WARNING):
     result = train.train_and_evaluate(config, workdir)

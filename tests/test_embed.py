@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from avself import config_lib
 from avself import embed
-import tiny
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 CHECKPOINT = os.path.join(DATA, "regression")
@@ -14,7 +14,7 @@ CHECKPOINT = os.path.join(DATA, "regression")
 
 def _regression_module():
   """tests/data/make_regression_data.py (its EMBED_ARGS are the test's)."""
-  return tiny.load_file(os.path.join(DATA, "make_regression_data.py"))
+  return config_lib.load_file(os.path.join(DATA, "make_regression_data.py"))
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,14 @@ def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(
 ):
   regression = _regression_module()
   from avself.data import media  # pylint: disable=g-import-not-at-top
-  from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import clip as synthetic_clip  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
 
-  options = synthetic.as_options(
+  options = synthetic_options.as_options(
       size=48, fps=10, duration=3.0, sample_rate=16000
   )
-  frames, audio, _, _ = synthetic.render_clip(1, 0, options)
+  frames, audio, _, _ = synthetic_clip.render_clip(1, 0, options)
   video = str(tmp_path / "movie.mp4")
   media.write_mp4(video, frames, audio, 10, 16000)
   wav = files.write_int16(

@@ -11,8 +11,10 @@ import pytest
 
 from avself import evaluate
 from avself import sharding
-from avself import train
+from avself import state as state_lib
 from avself.evaluators import linear_probe
+from avself.evaluators import probe as probe_lib
+from avself.evaluators import tfds_windows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGRESSION_CHECKPOINT = os.path.join(REPO, "tests", "data", "regression")
@@ -41,13 +43,13 @@ def test_probe_separable_features_near_perfect_and_shuffled_labels_near_chance()
   train_set, test_set = _clips(rng, centres, 100, 3), _clips(
       rng, centres, 100, 3
   )
-  result = linear_probe.probe_accuracy(
+  result = probe_lib.probe_accuracy(
       train_set, test_set, Cs=(0.01, 1.0)
   )  # inner CV
   assert result["accuracy"] >= 0.98 and result["num_test_clips"] == 100
   assert result["C"] in (0.01, 1.0)
   shuffled = dict(train_set, label=rng.permutation(train_set["label"]))
-  chance = linear_probe.probe_accuracy(shuffled, test_set, C=0.1)["accuracy"]
+  chance = probe_lib.probe_accuracy(shuffled, test_set, C=0.1)["accuracy"]
   assert 0.05 <= chance <= 0.4, chance  # 5 classes: chance is 0.2
 
 
@@ -55,7 +57,7 @@ def test_zscore_is_fitted_on_training_windows_only():
   rng = np.random.default_rng(1)
   centres = 2.0 * rng.standard_normal((3, 20)) + 5.0
   train_set, test_set = _clips(rng, centres, 30, 2), _clips(rng, centres, 20, 2)
-  result = linear_probe.probe_accuracy(train_set, test_set, C=1.0)
+  result = probe_lib.probe_accuracy(train_set, test_set, C=1.0)
   scaler = result["probe"].named_steps["standardscaler"]
   np.testing.assert_allclose(
       scaler.mean_, train_set["features"].mean(0), rtol=1e-5
@@ -72,8 +74,8 @@ def test_zscore_is_fitted_on_training_windows_only():
   }
   both = {k: np.concatenate([test_set[k], wild[k]]) for k in test_set}
   probe = result["probe"]
-  alone = linear_probe.class_scores(probe, test_set["features"])
-  mixed = linear_probe.class_scores(probe, both["features"])[: len(alone)]
+  alone = probe_lib.class_scores(probe, test_set["features"])
+  mixed = probe_lib.class_scores(probe, both["features"])[: len(alone)]
   np.testing.assert_allclose(alone, mixed)
 
 
@@ -81,7 +83,7 @@ def test_clip_score_is_the_mean_of_its_windows_not_a_vote():
   # Video 7: one window strongly class 0, two weakly class 1 -> mean says 0.
   scores = np.array([[10.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
   video_index = np.array([7, 7, 7, 3])
-  predicted, videos = linear_probe.clip_predictions(
+  predicted, videos = probe_lib.clip_predictions(
       scores, video_index, np.array([4, 9])
   )
   np.testing.assert_array_equal(videos, [3, 7])
@@ -95,7 +97,7 @@ def test_cross_validation_tests_every_clip_once_by_fold():
   centres = 3.0 * rng.standard_normal((4, 16))
   data = _clips(rng, centres, 40, 3)
   folds = np.repeat(np.arange(40) % 5 + 1, 3)
-  result = linear_probe.cross_validate(data, folds, C=1.0)
+  result = probe_lib.cross_validate(data, folds, C=1.0)
   assert result["num_folds"] == 5 and result["num_test_clips"] == 40
   assert result["accuracy"] >= 0.95
   assert result["accuracy"] == pytest.approx(np.mean(result["fold_accuracies"]))
@@ -105,19 +107,19 @@ def test_labelled_subset_keeps_whole_clips_per_class_reproducibly():
   rng = np.random.default_rng(3)
   centres = 3.0 * rng.standard_normal((4, 16))
   data = _clips(rng, centres, 60, 3)
-  subset = linear_probe.labelled_subset(data, 2, seed=5)
-  labels = linear_probe.clip_labels(subset["label"], subset["video_index"])
+  subset = probe_lib.labelled_subset(data, 2, seed=5)
+  labels = probe_lib.clip_labels(subset["label"], subset["video_index"])
   np.testing.assert_array_equal(np.bincount(labels, minlength=4), [2, 2, 2, 2])
   assert len(subset["label"]) == 8 * 3  # every window of each chosen clip
-  again = linear_probe.labelled_subset(data, 2, seed=5)
+  again = probe_lib.labelled_subset(data, 2, seed=5)
   np.testing.assert_array_equal(subset["video_index"], again["video_index"])
-  other = linear_probe.labelled_subset(data, 2, seed=6)
+  other = probe_lib.labelled_subset(data, 2, seed=6)
   assert set(other["video_index"]) != set(subset["video_index"])
   # A class with fewer clips than asked keeps all of them.
-  assert len(linear_probe.labelled_subset(data, 1000)["label"]) == len(
+  assert len(probe_lib.labelled_subset(data, 1000)["label"]) == len(
       data["label"]
   )
-  result = linear_probe.probe_accuracy(
+  result = probe_lib.probe_accuracy(
       data, _clips(rng, centres, 40, 3), C=1.0, clips_per_class=2
   )
   assert result["num_train_clips"] == 8 and result["accuracy"] >= 0.9
@@ -129,13 +131,13 @@ def test_episodes_average_probes_over_draws_of_the_labelled_clips():
   train, test = _clips(rng, centres, 80, 3, noise=1.5), _clips(
       rng, centres, 40, 3, noise=1.5
   )
-  result = linear_probe.episodes_accuracy(
+  result = probe_lib.episodes_accuracy(
       train, test, episodes=4, clips_per_class=1, C=1.0
   )
   singles = [
-      linear_probe.probe_accuracy(
-          train, test, C=1.0, seed=s, clips_per_class=1
-      )["accuracy"]
+      probe_lib.probe_accuracy(train, test, C=1.0, seed=s, clips_per_class=1)[
+          "accuracy"
+      ]
       for s in range(4)
   ]
   assert result["episode_accuracies"] == singles
@@ -144,7 +146,7 @@ def test_episodes_average_probes_over_draws_of_the_labelled_clips():
   assert result["num_episodes"] == 4 and result["num_train_clips"] == 4
   assert len(set(singles)) > 1  # the draws differ, so the mean is worth having
   with pytest.raises(ValueError, match="episodes"):
-    linear_probe.episodes_accuracy(train, test, episodes=2, clips_per_class=0)
+    probe_lib.episodes_accuracy(train, test, episodes=2, clips_per_class=0)
 
 
 # ### The TFDS path on a fake ESC-50 #########################################
@@ -157,7 +159,9 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
       str(tmp_path / "download"), clips_per_class=5, num_classes=4, seconds=1.5
   )
   mesh = sharding.make_mesh()
-  config, task, model, state = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
+  config, task, model, state = state_lib.restore(
+      REGRESSION_CHECKPOINT, mesh=mesh
+  )
   eval_config = ml_collections.ConfigDict(
       dict(
           type="linear_probe",
@@ -175,7 +179,7 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
   )
   # 1.5 s at hop 0.5 s: 2 complete 1 s windows per clip, cut from 16 kHz audio.
   windows = list(
-      linear_probe.tfds_windows(
+      tfds_windows.tfds_windows(
           "esc50",
           eval_config.data_dir,
           manual_dir,
@@ -215,7 +219,7 @@ def test_tfds_probe_cross_validates_esc50_fixture_by_fold(tmp_path):
 )
 def test_probe_refuses_bad_episodes_before_extracting_features(bad, message):
   mesh = sharding.make_mesh()
-  config, task, model, _ = train.restore(REGRESSION_CHECKPOINT, mesh=mesh)
+  config, task, model, _ = state_lib.restore(REGRESSION_CHECKPOINT, mesh=mesh)
   eval_config = ml_collections.ConfigDict(
       dict(dict(type="linear_probe", modality="audio"), **bad)
   )

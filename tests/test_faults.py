@@ -15,6 +15,7 @@ import pytest
 import tiny
 from avself import checkpoint as ckpt_lib
 from avself import sharding
+from avself import state as state_lib
 from avself import train
 from avself.data import records
 
@@ -57,7 +58,7 @@ def _latest(workdir):
 
 
 def _params(workdir):
-  _, _, _, state = train.restore(str(workdir))
+  _, _, _, state = state_lib.restore(str(workdir))
   return sharding.to_host(state.params), sharding.to_host(state.model_state)
 
 

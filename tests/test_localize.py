@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from avself import config_lib
 from avself import localize
 from avself import pictures
 from avself import sharding
@@ -433,7 +434,7 @@ def test_localize_cli_writes_pngs_and_a_decodable_mp4(tiny_records, tmp_path):
 
 
 def test_cam_misses_breaks_pointing_down_by_burst_time_offset_and_lag():
-  cam_misses = tiny.load_file(
+  cam_misses = config_lib.load_file(
       os.path.join(tiny.ROOT, "benchmarks", "cam_misses.py")
   )
   # One video, 10 frames at 10 fps, a 4 px box moving 4 px right per frame; a burst at 0.35 s.

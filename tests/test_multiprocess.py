@@ -20,7 +20,7 @@ import pytest
 import tiny
 from avself import checkpoint as ckpt_lib
 from avself import sharding
-from avself import train
+from avself import state as state_lib
 
 STEPS = 6
 
@@ -94,7 +94,7 @@ def launch(workdir, records, num_processes, devices, extra=(), timeout=600):
 
 
 def _params(workdir):
-  _, _, _, state = train.restore(workdir)
+  _, _, _, state = state_lib.restore(workdir)
   return sharding.to_host(state.params), int(state.step)
 
 

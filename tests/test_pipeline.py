@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avself.data import audio, ops, pipeline, records
+from avself.data import audio, ops, pipeline, reading, records
 
 FPS, SAMPLE_RATE = 10, 8000
 DURATIONS = (
@@ -318,9 +318,9 @@ def test_hosts_read_disjoint_complete_shards(records_dir, process_count):
 
 def test_host_shards_split_files_or_share_them_when_too_few():
   shards = [f"s{i}" for i in range(5)]
-  assert pipeline.host_shards(shards, 1, 2) == ["s1", "s3"]
+  assert reading.host_shards(shards, 1, 2) == ["s1", "s3"]
   # Fewer shards than processes: every host reads all, keeping every 6th record.
-  assert pipeline.host_shards(shards, 0, 6) == shards
+  assert reading.host_shards(shards, 0, 6) == shards
 
 
 def test_same_seed_same_batches_other_seed_other_batches(records_dir):

@@ -491,16 +491,16 @@ def test_runs_sharing_a_synthetic_cache_build_it_one_at_a_time(
   """Two runs started together on one cache (fine-tune and scratch): no clash."""
   import threading
   import tiny
-  from avself.data import world
+  from avself.data import synthetic_records
 
   order = []
 
   def second():
-    with world.building(str(tmp_path)):
+    with synthetic_records.building(str(tmp_path)):
       order.append("second")
 
   waiting = threading.Thread(target=second)
-  with world.building(str(tmp_path)):
+  with synthetic_records.building(str(tmp_path)):
     waiting.start()
     waiting.join(timeout=0.5)  # it cannot get in while the lock is held
     order.append("first")
@@ -517,7 +517,7 @@ def test_runs_sharing_a_synthetic_cache_build_it_one_at_a_time(
 
   def run():
     try:
-      results.append(world.ensure_synthetic_records(config.data))
+      results.append(synthetic_records.ensure_synthetic_records(config.data))
     except Exception as e:  # pylint: disable=broad-except
       errors.append(e)
 

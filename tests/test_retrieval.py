@@ -14,7 +14,7 @@ from PIL import Image
 import tiny
 from avself import pictures
 from avself import sharding
-from avself import train
+from avself import state as state_lib
 from avself.evaluators import av_localization
 from avself.evaluators import retrieval
 from avself.tasks import avol
@@ -204,7 +204,7 @@ def test_retrieval_evaluator_reports_four_directions_random_init_probe_and_pictu
   state = _state(_variables(contrastive, model, config))
   # The baseline net IS the evaluated one here, so both sets of numbers must agree.
   monkeypatch.setattr(
-      train,
+      state_lib,
       "random_init",
       lambda config, mesh=None, seed=0: (None, None, state),
   )
@@ -327,7 +327,7 @@ def test_av_localization_on_the_tiny_world(tmp_path, tiny_records, monkeypatch):
   )
   # A map that always peaks at the centre scores the centre baseline (to a pixel's rounding).
   monkeypatch.setattr(
-      train,
+      state_lib,
       "random_init",
       lambda config, mesh=None, seed=0: (None, None, _state({"params": {}})),
   )

@@ -15,7 +15,9 @@ import pytest
 
 import tiny
 from avself import checkpoint as ckpt_lib
+from avself import optimizer
 from avself import sharding
+from avself import state as state_lib
 from avself import train
 from avself.data import pipeline
 from avself.evaluators import sync as sync_eval
@@ -54,8 +56,8 @@ def model_and_state():
       jax.random.key(0), sync.dummy_batch(config, 2)
   )
   variables = jax.device_get(variables)
-  tx = train.make_optimizer(config)
-  state = train.TrainState(
+  tx = optimizer.make_optimizer(config)
+  state = state_lib.TrainState(
       step=jnp.zeros((), jnp.int32),
       params=variables["params"],
       model_state={"batch_stats": variables["batch_stats"]},
@@ -396,7 +398,7 @@ def test_tiny_run_beats_chance_on_held_out_clips():
   config = ml_collections.ConfigDict(config.to_dict())
   config.optimizer.learning_rate = 3e-3
   mesh = sharding.make_mesh()
-  tx = train.make_optimizer(config)
+  tx = optimizer.make_optimizer(config)
   state = jax.device_put(
       state.replace(opt_state=tx.init(state.params)), sharding.replicated(mesh)
   )

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from avself.data import media
-from avself.data import synthetic
+from avself.data.synthetic import cache as synthetic_cache
+from avself.data.synthetic import cli as synthetic_cli
+from avself.data.synthetic import clip as synthetic_clip
+from avself.data.synthetic import options as synthetic_options
 
 SEED = 3
 SMALL = dict(
@@ -21,7 +24,9 @@ SMALL = dict(
 def world(tmp_path_factory):
   """Four clips written by two worker processes; (folder, summary)."""
   out = str(tmp_path_factory.mktemp("world"))
-  summary = synthetic.generate(out, num_videos=4, seed=SEED, workers=2, **SMALL)
+  summary = synthetic_cache.generate(
+      out, num_videos=4, seed=SEED, workers=2, **SMALL
+  )
   return out, summary
 
 
@@ -56,7 +61,7 @@ def _loudness(audio, sample_rate, hop_s=0.01):
 
 def test_mp4s_decode_as_h264_and_aac_with_right_sizes(world):
   out, summary = world
-  options = synthetic.as_options(**SMALL)
+  options = synthetic_options.as_options(**SMALL)
   assert not summary["cached"]
   for truth in _truths(out):
     frames, audio, codecs = _decode(os.path.join(out, truth["file"]))
@@ -69,7 +74,9 @@ def test_decoded_clip_matches_render_and_is_loud_at_events(world):
   out, _ = world
   for truth in _truths(out):
     frames, audio, _ = _decode(os.path.join(out, truth["file"]))
-    rendered, mix, _, _ = synthetic.render_clip(truth["index"], SEED, SMALL)
+    rendered, mix, _, _ = synthetic_clip.render_clip(
+        truth["index"], SEED, SMALL
+    )
     # H.264 at crf 20 stays close to what was drawn.
     assert np.abs(frames.astype(float) - rendered).mean() < 6
     n = min(len(audio), len(mix))
@@ -85,7 +92,7 @@ def test_decoded_clip_matches_render_and_is_loud_at_events(world):
 
 def test_labels_csv_ground_truth_and_stems_agree(world):
   out, _ = world
-  names = [c.name for c in synthetic.class_table(10)]
+  names = [c.name for c in synthetic_options.class_table(10)]
   with open(os.path.join(out, "labels.csv")) as f:
     rows = list(csv.reader(f))
   assert rows[0] == ["file", "label", "split"]
@@ -100,7 +107,7 @@ def test_labels_csv_ground_truth_and_stems_agree(world):
         t["label"] == t["objects"][0]["class_name"] == names[t["label_index"]]
     )
     stems = np.load(os.path.join(out, t["stems"]))
-    _, mix, _, _ = synthetic.render_clip(t["index"], SEED, SMALL)
+    _, mix, _, _ = synthetic_clip.render_clip(t["index"], SEED, SMALL)
     np.testing.assert_array_equal(stems["on_screen"] + stems["off_screen"], mix)
     objects = sum(stems[o["stem"]] for o in t["objects"])
     np.testing.assert_allclose(objects, stems["on_screen"], atol=1e-6)
@@ -110,7 +117,7 @@ def test_labels_csv_ground_truth_and_stems_agree(world):
 
 def test_same_seed_same_bytes_any_worker_count(world, tmp_path):
   out, _ = world
-  again = synthetic.generate(
+  again = synthetic_cache.generate(
       str(tmp_path), num_videos=4, seed=SEED, workers=1, **SMALL
   )
   assert not again["cached"]
@@ -125,8 +132,8 @@ def test_same_seed_same_bytes_any_worker_count(world, tmp_path):
 
 
 def test_different_seed_different_clip():
-  frames_a, audio_a, truth_a, _ = synthetic.render_clip(0, 1, SMALL)
-  frames_b, audio_b, truth_b, _ = synthetic.render_clip(0, 2, SMALL)
+  frames_a, audio_a, truth_a, _ = synthetic_clip.render_clip(0, 1, SMALL)
+  frames_b, audio_b, truth_b, _ = synthetic_clip.render_clip(0, 2, SMALL)
   assert truth_a["label"] == truth_b["label"]  # labels go round robin
   assert np.abs(frames_a.astype(int) - frames_b).mean() > 5
   assert not np.allclose(audio_a, audio_b, atol=1e-3)
@@ -135,7 +142,7 @@ def test_different_seed_different_clip():
 def test_boxes_hold_their_objects_colour_and_flash_at_bounces():
   size = 64
   for index in range(6):
-    frames, _, truth, _ = synthetic.render_clip(index, SEED, SMALL)
+    frames, _, truth, _ = synthetic_clip.render_clip(index, SEED, SMALL)
     boxes = np.array([o["boxes"] for o in truth["objects"]])  # [O, T, 4]
     assert boxes.min() >= 0 and boxes.max() <= size
     assert (boxes[..., 2] > boxes[..., 0]).all()
@@ -166,14 +173,14 @@ def test_boxes_hold_their_objects_colour_and_flash_at_bounces():
 
 
 def test_each_class_sounds_at_its_own_pitch_and_looks_distinct():
-  classes = synthetic.class_table(10)
+  classes = synthetic_options.class_table(10)
   options = dict(SMALL, size=32, duration=1.0)
   fundamentals = [c.fundamental_hz for c in classes]
   assert fundamentals[0] == pytest.approx(200) and fundamentals[-1] == (
       pytest.approx(4000)
   )
   for cls in classes:  # clip k's first object is of class k
-    _, _, truth, stems = synthetic.render_clip(cls.index, SEED, options)
+    _, _, truth, stems = synthetic_clip.render_clip(cls.index, SEED, options)
     sound = stems["object_0"]
     spectrum = np.abs(np.fft.rfft(sound * np.hanning(len(sound))))
     peak = np.fft.rfftfreq(len(sound), 1 / 16000)[spectrum.argmax()]
@@ -188,11 +195,13 @@ def test_each_class_sounds_at_its_own_pitch_and_looks_distinct():
 def test_every_second_of_audio_carries_each_visible_class():
   # What makes L3 correspondence learnable: the hum, not only the bursts.
   options = dict(size=32, duration=3.0, sample_rate=16000)
-  fundamentals = np.array([c.fundamental_hz for c in synthetic.class_table(10)])
+  fundamentals = np.array(
+      [c.fundamental_hz for c in synthetic_options.class_table(10)]
+  )
   freqs = np.fft.rfftfreq(16000, 1 / 16000)
   bands = [(freqs > f * 0.95) & (freqs < f * 1.05) for f in fundamentals]
   for index in range(6):
-    _, mix, truth, _ = synthetic.render_clip(index, SEED, options)
+    _, mix, truth, _ = synthetic_clip.render_clip(index, SEED, options)
     heard = {o["class_index"] for o in truth["objects"] if o["sounding"]}
     if truth["offscreen"]:
       heard.add(truth["offscreen"]["class_index"])
@@ -209,7 +218,7 @@ def test_offscreen_source_in_about_offscreen_prob_of_clips():
   options = dict(size=32, duration=0.5, sample_rate=8000, offscreen_prob=0.3)
   present = 0
   for index in range(50):
-    _, _, truth, stems = synthetic.render_clip(index, SEED, options)
+    _, _, truth, stems = synthetic_clip.render_clip(index, SEED, options)
     off = truth["offscreen"]
     assert (off is not None) == bool(stems["off_screen"].any())
     if off is not None:
@@ -223,7 +232,7 @@ def test_offscreen_source_in_about_offscreen_prob_of_clips():
 
 def test_stereo_pans_each_object_by_its_position(tmp_path):
   options = dict(SMALL, channels=2)
-  _, audio, truth, stems = synthetic.render_clip(1, SEED, options)
+  _, audio, truth, stems = synthetic_clip.render_clip(1, SEED, options)
   assert audio.shape == (32000, 2)
   sound = stems["object_0"]  # [S, 2]
   centre = np.array(truth["objects"][0]["boxes"])[:, [0, 2]].mean(1) / 64
@@ -261,13 +270,13 @@ def test_write_mp4_pads_odd_sides_and_writes_video_alone_when_silent(tmp_path):
 
 
 def test_splits_are_exact_stratified_and_seeded():
-  splits = synthetic.assign_splits(100, 0, 10, 0.2)
+  splits = synthetic_options.assign_splits(100, 0, 10, 0.2)
   labels = np.arange(100) % 10
   test = np.array(splits) == "test"
   assert test.sum() == 20
   assert (np.bincount(labels[test], minlength=10) == 2).all()
-  assert synthetic.assign_splits(100, 0, 10, 0.2) == splits
-  assert synthetic.assign_splits(100, 1, 10, 0.2) != splits
+  assert synthetic_options.assign_splits(100, 0, 10, 0.2) == splits
+  assert synthetic_options.assign_splits(100, 1, 10, 0.2) != splits
 
 
 def test_cli_skips_a_complete_folder_and_redoes_a_changed_one(tmp_path, capsys):
@@ -287,15 +296,15 @@ def test_cli_skips_a_complete_folder_and_redoes_a_changed_one(tmp_path, capsys):
       "--workers",
       "1",
   ]
-  first = synthetic.main(args)
+  first = synthetic_cli.main(args)
   assert "wrote 2 clips" in capsys.readouterr().out
   video = tmp_path / "videos" / "clip_00001.mp4"
   stamp = video.stat().st_mtime_ns
-  second = synthetic.main(args)
+  second = synthetic_cli.main(args)
   assert second["cached"] and "skipped" in capsys.readouterr().out
   assert video.stat().st_mtime_ns == stamp
   assert second["num_videos"] == first["num_videos"] == 2
-  changed = synthetic.main(args + ["--num_videos", "1"])  # last one wins
+  changed = synthetic_cli.main(args + ["--num_videos", "1"])  # last one wins
   assert not changed["cached"]
   assert not video.exists()  # the stale clip went with the old world
   with open(tmp_path / "labels.csv") as f:
@@ -310,11 +319,11 @@ def test_pitch_spread_moves_each_source_within_its_range():
       pitch_spread=2.0,
       offscreen_prob=0.5,
   )
-  classes = synthetic.class_table(10)
+  classes = synthetic_options.class_table(10)
   moves = []
   for index in range(12):
-    _, _, truth, stems = synthetic.render_clip(index, SEED, options)
-    _, _, plain, _ = synthetic.render_clip(
+    _, _, truth, stems = synthetic_clip.render_clip(index, SEED, options)
+    _, _, plain, _ = synthetic_clip.render_clip(
         index, SEED, dict(options, pitch_spread=0.0)
     )
     for obj, before in zip(truth["objects"], plain["objects"]):
@@ -336,10 +345,10 @@ def test_background_noise_is_off_screen_and_leaves_the_sources_alone():
   options = dict(size=32, duration=1.0, sample_rate=16000, offscreen_prob=0.0)
   levels = []
   for index in range(6):
-    _, audio, truth, stems = synthetic.render_clip(
+    _, audio, truth, stems = synthetic_clip.render_clip(
         index, SEED, dict(options, background_noise=0.5)
     )
-    _, _, plain, plain_stems = synthetic.render_clip(index, SEED, options)
+    _, _, plain, plain_stems = synthetic_clip.render_clip(index, SEED, options)
     assert truth["offscreen"] is None and plain["offscreen"] is None
     np.testing.assert_allclose(
         stems["on_screen"] / truth["gain"],
@@ -369,7 +378,7 @@ def test_hum_level_sets_the_sound_between_bursts():
   for index in range(4):
     quiet = []
     for hum in (0.0, 0.2):
-      _, _, truth, stems = synthetic.render_clip(
+      _, _, truth, stems = synthetic_clip.render_clip(
           index, SEED, dict(options, hum_level=hum)
       )
       loud = _loudness(stems["object_0"] / truth["gain"], 16000)
@@ -390,11 +399,11 @@ def test_motion_cue_one_look_and_each_class_its_own_speed():
       offscreen_prob=0.0,
       class_cue="motion",
   )
-  classes = synthetic.class_table(10, "motion")
+  classes = synthetic_options.class_table(10, "motion")
   assert [c.name for c in classes] == [f"speed_{k:02d}" for k in range(10)]
   speeds = {}
   for index in range(20):  # two clips of each class
-    _, _, truth, _ = synthetic.render_clip(index, SEED, options)
+    _, _, truth, _ = synthetic_clip.render_clip(index, SEED, options)
     for obj in truth["objects"]:
       assert obj["shape"] == "disc" and obj["color"] == list(classes[0].color)
       boxes = np.array(obj["boxes"])
@@ -408,17 +417,18 @@ def test_motion_cue_one_look_and_each_class_its_own_speed():
   means = [np.mean(speeds[k]) for k in sorted(speeds)]
   assert np.all(np.diff(means) > 0) and means[-1] / means[0] > 6
   # The look world is untouched by the option's existence: same key, same clip.
-  default = synthetic.as_options()
+  default = synthetic_options.as_options()
   assert (
-      "class_cue" not in synthetic._cache_key(4, 0, default, False)["options"]
+      "class_cue"
+      not in synthetic_cache._cache_key(4, 0, default, False)["options"]
   )
   assert (
-      synthetic._cache_key(
-          4, 0, synthetic.as_options(class_cue="motion"), False
+      synthetic_cache._cache_key(
+          4, 0, synthetic_options.as_options(class_cue="motion"), False
       )["options"]["class_cue"]
       == "motion"
   )
-  look = synthetic.class_table(10)
+  look = synthetic_options.class_table(10)
   assert len({c.color for c in look}) == 10 and look[0].speed == (0.25, 0.6)
 
 
@@ -433,8 +443,8 @@ def test_flash_zero_hides_the_bounce_flash_and_changes_nothing_else():
   )
   seen_bounce = False
   for index in range(4):
-    frames, audio, truth, _ = synthetic.render_clip(index, SEED, options)
-    plain, plain_audio, plain_truth, _ = synthetic.render_clip(
+    frames, audio, truth, _ = synthetic_clip.render_clip(index, SEED, options)
+    plain, plain_audio, plain_truth, _ = synthetic_clip.render_clip(
         index, SEED, dict(options, flash=0.0)
     )
     np.testing.assert_array_equal(audio, plain_audio)  # the sound is the same
@@ -462,12 +472,14 @@ def test_flash_zero_hides_the_bounce_flash_and_changes_nothing_else():
           plain_box[2:] <= box[2:] + 1e-6
       ).all()
   assert seen_bounce
-  key = synthetic._cache_key(4, 0, synthetic.as_options(), False)["options"]
+  key = synthetic_cache._cache_key(4, 0, synthetic_options.as_options(), False)[
+      "options"
+  ]
   assert "flash" not in key
   assert (
-      synthetic._cache_key(4, 0, synthetic.as_options(flash=0.0), False)[
-          "options"
-      ]["flash"]
+      synthetic_cache._cache_key(
+          4, 0, synthetic_options.as_options(flash=0.0), False
+      )["options"]["flash"]
       == 0.0
   )
 
@@ -484,8 +496,8 @@ def test_voice_sound_and_look_follow_one_envelope_only_when_set():
   )
   aligned, shifted = [], []
   for index in range(4):
-    frames, audio, truth, _ = synthetic.render_clip(index, SEED, options)
-    spoken, spoken_audio, spoken_truth, _ = synthetic.render_clip(
+    frames, audio, truth, _ = synthetic_clip.render_clip(index, SEED, options)
+    spoken, spoken_audio, spoken_truth, _ = synthetic_clip.render_clip(
         index, SEED, dict(options, voice=0.5)
     )
     obj, spoken_obj = truth["objects"][0], spoken_truth["objects"][0]
@@ -513,12 +525,14 @@ def test_voice_sound_and_look_follow_one_envelope_only_when_set():
     assert rms(spoken_audio).mean() > 1.5 * rms(audio).mean()
     assert bright.mean() > brightness(frames, obj["boxes"]).mean() + 5
   assert min(aligned) > 0.6 and max(np.abs(shifted)) < 0.4, (aligned, shifted)
-  key = synthetic._cache_key(4, 0, synthetic.as_options(), False)["options"]
+  key = synthetic_cache._cache_key(4, 0, synthetic_options.as_options(), False)[
+      "options"
+  ]
   assert "voice" not in key  # worlds made before the option keep their caches
   assert (
-      synthetic._cache_key(4, 0, synthetic.as_options(voice=0.5), False)[
-          "options"
-      ]["voice"]
+      synthetic_cache._cache_key(
+          4, 0, synthetic_options.as_options(voice=0.5), False
+      )["options"]["voice"]
       == 0.5
   )
 
@@ -539,4 +553,4 @@ def test_voice_sound_and_look_follow_one_envelope_only_when_set():
 def test_bad_world_options_are_refused_by_name(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):
-    synthetic.as_options(**bad)
+    synthetic_options.as_options(**bad)

@@ -11,7 +11,9 @@ import pytest
 import tiny
 from avself import checkpoint as ckpt_lib
 from avself import config_lib
+from avself import optimizer
 from avself import sharding
+from avself import state as state_lib
 from avself import train
 from avself.tasks import avc
 
@@ -29,8 +31,8 @@ def _run_steps(config, devices, batches):
   """Initialises on `devices` and runs one step per batch; returns (state, losses)."""
   mesh = sharding.make_mesh(devices)
   model = avc.build_model(config)
-  tx = train.make_optimizer(config)
-  state = train.create_train_state(
+  tx = optimizer.make_optimizer(config)
+  state = state_lib.create_train_state(
       avc, model, tx, config, jax.random.key(0), mesh
   )
   step = jax.jit(
@@ -57,8 +59,8 @@ def test_one_step_on_eight_devices_shards_batch_and_updates_params():
   config = tiny.tiny_config()
   mesh = sharding.make_mesh()
   model = avc.build_model(config)
-  tx = train.make_optimizer(config)
-  before = train.create_train_state(
+  tx = optimizer.make_optimizer(config)
+  before = state_lib.create_train_state(
       avc, model, tx, config, jax.random.key(0), mesh
   )
   before = sharding.to_host(before.params)
@@ -84,10 +86,10 @@ def test_freeze_holds_the_named_groups_for_freeze_steps_then_trains_them():
   config.optimizer.freeze_steps = 2
   config.optimizer.weight_decay = 1e-2  # held means held: no decay either
   before = sharding.to_host(
-      train.create_train_state(
+      state_lib.create_train_state(
           avc,
           avc.build_model(config),
-          train.make_optimizer(config),
+          optimizer.make_optimizer(config),
           config,
           jax.random.key(0),
           sharding.make_mesh(),
@@ -122,17 +124,17 @@ def test_freeze_refuses_a_group_the_model_lacks_or_no_steps():
   config.optimizer.freeze = ("video_branch",)
   config.optimizer.freeze_steps = 5
   with pytest.raises(ValueError, match="video_branch.*not among.*audio_trunk"):
-    train.create_train_state(
+    state_lib.create_train_state(
         avc,
         avc.build_model(config),
-        train.make_optimizer(config),
+        optimizer.make_optimizer(config),
         config,
         jax.random.key(0),
         sharding.make_mesh(),
     )
   config.optimizer.freeze_steps = 0
   with pytest.raises(ValueError, match="freeze_steps > 0"):
-    train.make_optimizer(config)
+    optimizer.make_optimizer(config)
 
 
 def test_one_and_eight_devices_agree_after_two_steps():

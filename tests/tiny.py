@@ -1,26 +1,17 @@
 """Tiny configs shared by the tests: seconds on CPU, same code paths as paper scale."""
 
-import importlib.util
 import os
 
 import ml_collections
+
+from avself import config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG_FILE = os.path.join(ROOT, "configs", "l3_tiny.py")
 
 
-def load_file(path: str):
-  """A Python file that is not in a package (configs, benchmarks, scripts) as a module."""
-  spec = importlib.util.spec_from_file_location(
-      os.path.splitext(os.path.basename(path))[0], path
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def _load_tiny():
-  return load_file(TINY_CONFIG_FILE).get_config()
+  return config_lib.load_file(TINY_CONFIG_FILE).get_config()
 
 
 def tiny_world() -> ml_collections.ConfigDict:

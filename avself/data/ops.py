@@ -51,7 +51,7 @@ def uniform_int(u: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
 # ### Images ##################################################################
 
 
-def _resized_shape(height, width, shorter: int):
+def resized_shape(height, width, shorter: int):
   """(h, w) with the shorter side scaled to `shorter`, aspect kept."""
   scale = shorter / tf.cast(tf.minimum(height, width), tf.float32)
   new_h = tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32)
@@ -86,7 +86,7 @@ def decode_crop(
     needs_resize = tf.minimum(height, width) != resize_shorter
     height, width = tf.cond(
         needs_resize,
-        lambda: _resized_shape(height, width, resize_shorter),
+        lambda: resized_shape(height, width, resize_shorter),
         lambda: (height, width),
     )
   y, x = _crop_offset(height, size, u_y), _crop_offset(width, size, u_x)

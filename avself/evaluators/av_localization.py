@@ -2,7 +2,7 @@
 
 On the synthetic world every clip lists its objects with per-frame boxes and
 whether each one makes sound (`ground_truth.jsonl` in the world folder, which
-`avself.data.world` puts beside the records: `<root>/world`, `<root>/records`).
+`avself.data.synthetic_records` puts beside the records: `<root>/world`, `<root>/records`).
 
 For every 1 s window of every evaluation video (as the pipeline's `clips`
 mode: non-overlapping windows from the start, the frame at the window's
@@ -21,7 +21,6 @@ ground truth), decoded with the pipeline's own ops, once, and kept.
 """
 
 import functools
-import json
 import os
 from typing import Optional
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from avself import pictures
 from avself import sharding
+from avself.evaluators import ground_truth
 
 SOUNDING = (40, 220, 60)
 SILENT = (150, 150, 150)
@@ -43,26 +43,12 @@ PEAK = (255, 255, 255)
 
 def load_ground_truth(world_dir: str) -> dict:
   """`{basename of the clip file: its ground_truth.jsonl record}`."""
-  path = os.path.join(world_dir, "ground_truth.jsonl")
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: the av_localization evaluator needs the synthetic world's "
-        "ground truth (set eval_config.world_dir, or train on config.data.synthetic)"
-    )
-  truth = {}
-  with open(path) as f:
-    for line in f:
-      clip = json.loads(line)
-      truth[os.path.basename(clip["file"])] = clip
-  return truth
-
-
-def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
-  """(h, w) with the shorter side scaled to `shorter` (as the pipeline's ops._resized_shape)."""
-  scale = shorter / min(height, width)
-  return max(int(round(height * scale)), shorter), max(
-      int(round(width * scale)), shorter
+  clips = ground_truth.read_clips(
+      world_dir,
+      "the av_localization evaluator needs the synthetic world's ground truth "
+      "(set eval_config.world_dir, or train on config.data.synthetic)",
   )
+  return {os.path.basename(clip["file"]): clip for clip in clips}
 
 
 def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
@@ -74,7 +60,9 @@ def crop_geometry(source_hw, stored_hw, resize_shorter: int, crop: int):
   """
   h, w = stored_hw
   if resize_shorter and min(h, w) != resize_shorter:
-    h, w = resized_shape(h, w, resize_shorter)
+    from avself.data import ops  # pylint: disable=g-import-not-at-top
+
+    h, w = (int(n) for n in ops.resized_shape(h, w, resize_shorter))
   return (
       h / source_hw[0],
       w / source_hw[1],
@@ -95,15 +83,6 @@ def map_boxes(boxes: np.ndarray, geometry) -> np.ndarray:
           b[..., 3] * sy - oy,
       ],
       axis=-1,
-  )
-
-
-def inside_any(point, boxes: np.ndarray) -> bool:
-  """Whether point (y, x) lies in any box [K, 4] (edges included)."""
-  y, x = point
-  b = np.asarray(boxes, np.float64).reshape(-1, 4)
-  return bool(
-      np.any((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
   )
 
 
@@ -135,8 +114,11 @@ def pointing_hits(
 ) -> tuple[np.ndarray, np.ndarray]:
   """(peak hits, centre-baseline hits), bool [N], for peaks [N, 2] (y, x) and boxes per frame."""
   centre = (crop / 2.0, crop / 2.0)
-  hits = np.array([inside_any(p, b) for p, b in zip(peaks, boxes)], bool)
-  base = np.array([inside_any(centre, b) for b in boxes], bool)
+  hits = np.array(
+      [ground_truth.point_in_boxes(p[::-1], b) for p, b in zip(peaks, boxes)],
+      bool,
+  )
+  base = np.array([ground_truth.point_in_boxes(centre, b) for b in boxes], bool)
   return hits, base
 
 
@@ -152,10 +134,10 @@ def _windows(
 ):
   """This host's eval windows: image, audio, thumbnail, sounding/silent boxes, name."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from avself.data import ops, pipeline, records  # pylint: disable=g-import-not-at-top
+  from avself.data import ops, reading, records  # pylint: disable=g-import-not-at-top
 
   cfg = data_config
-  files = pipeline.host_shards(
+  files = reading.host_shards(
       records.list_shards(cfg.path, split),
       jax.process_index(),
       jax.process_count(),
@@ -317,7 +299,7 @@ class Evaluator:
       for j, item in enumerate(chunk):
         batch["image"][j], batch["audio"][j] = item["image"], item["audio"]
       out = self._fn(variables, sharding.to_global(batch, self.mesh))
-      rows = {k: _local_rows(v)[: len(chunk)] for k, v in out.items()}
+      rows = {k: sharding.local_rows(v)[: len(chunk)] for k, v in out.items()}
       maps.append(rows["map"])
       peaks.append(rows["peak"])
     return {
@@ -374,9 +356,9 @@ class Evaluator:
         {"params": state.params, **state.model_state}, inputs
     )
     if self.random_init and self._baseline is None:
-      from avself import train  # pylint: disable=g-import-not-at-top
+      from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
-      _, _, random_state = train.random_init(self.config, mesh=self.mesh)
+      _, _, random_state = state_lib.random_init(self.config, mesh=self.mesh)
       self._baseline, _ = self._accuracy(
           {"params": random_state.params, **random_state.model_state}, inputs
       )
@@ -391,9 +373,3 @@ class Evaluator:
         )
         pictures.save_png(picture, path)
       yield "picture", picture
-
-
-def _local_rows(x: jax.Array) -> np.ndarray:
-  """This host's rows of a batch-sharded array, in order."""
-  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-  return np.concatenate([np.asarray(s.data) for s in shards], axis=0)

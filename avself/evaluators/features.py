@@ -63,12 +63,6 @@ def _agree_on_count(n: int) -> int:
   return int(np.max(multihost_utils.process_allgather(np.int32(n))))
 
 
-def _local_rows(x: jax.Array) -> np.ndarray:
-  """This host's rows of a batch-sharded array, in order."""
-  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-  return np.concatenate([np.asarray(s.data) for s in shards], axis=0)
-
-
 def extract(
     feature_fn,
     variables,
@@ -90,7 +84,7 @@ def extract(
     feats = feature_fn(variables, sharding.to_global(inputs, mesh))
     keep = batch["mask"].astype(bool)
     for name, value in feats.items():
-      out.setdefault(name, []).append(_local_rows(value)[keep])
+      out.setdefault(name, []).append(sharding.local_rows(value)[keep])
     for name in ("label", "video_index", "window_start", *keep_inputs):
       out.setdefault(name, []).append(np.asarray(batch[name])[keep])
   local = {k: np.concatenate(v, axis=0) for k, v in out.items()}

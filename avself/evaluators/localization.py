@@ -6,7 +6,7 @@ mp4s itself with `avself.localize.decode` (media.load_video at the training
 clip rate, shorter side `resize_shorter`, centre crop `image_size`: what the
 pipeline feeds at evaluation). The records carry no boxes, and a decoded file
 has a known time origin, so frames and boxes line up exactly. The world lives
-beside the records (`<root>/records`, `<root>/world`, see data/world.py), or
+beside the records (`<root>/records`, `<root>/world`, see data/synthetic_records.py), or
 at `eval_config.world_dir`.
 
 Heat: `localize.video_heatmap`, the CLI's: clips every `hop` frames, each
@@ -25,13 +25,13 @@ that size cannot do better; if the ceiling is low, the map is too coarse for
 the objects, whatever the training.
 """
 
-import json
 import os
 
 import numpy as np
 
 from avself import localize
 from avself import pictures
+from avself.evaluators import ground_truth
 
 
 def crop_boxes(
@@ -60,21 +60,6 @@ def peak_points(heat: np.ndarray) -> np.ndarray:
   return np.stack([cols + 0.5, rows + 0.5], axis=1)
 
 
-def point_in_boxes(point: np.ndarray, boxes: np.ndarray) -> bool:
-  """Whether (x, y) lies inside (edges included) any non-empty box [M, 4]."""
-  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-  x, y = point
-  inside = (
-      (boxes[:, 0] <= x)
-      & (x <= boxes[:, 2])
-      & (boxes[:, 1] <= y)
-      & (y <= boxes[:, 3])
-      & (boxes[:, 2] > boxes[:, 0])
-      & (boxes[:, 3] > boxes[:, 1])
-  )
-  return bool(inside.any())
-
-
 def pointing(points: np.ndarray, boxes: list) -> tuple[int, int]:
   """(hits, scored frames): frame f counts when boxes[f] has a non-empty box."""
   hits = scored = 0
@@ -86,7 +71,7 @@ def pointing(points: np.ndarray, boxes: list) -> tuple[int, int]:
     ).any():
       continue
     scored += 1
-    hits += point_in_boxes(point, frame_boxes)
+    hits += ground_truth.point_in_boxes(point, frame_boxes)
   return hits, scored
 
 
@@ -171,14 +156,11 @@ def world_dir(config, eval_config) -> str:
 
 def read_ground_truth(folder: str, split: str) -> list[dict]:
   """ground_truth.jsonl rows of `split`, in clip order."""
-  path = os.path.join(folder, "ground_truth.jsonl")
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: the localization evaluator needs a synthetic world's ground "
-        "truth (set evals.<name>.world_dir, or drop the evaluator for real data)"
-    )
-  with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
+  rows = ground_truth.read_clips(
+      folder,
+      "the localization evaluator needs a synthetic world's ground truth (set "
+      "evals.<name>.world_dir, or drop the evaluator for real data)",
+  )
   return [r for r in rows if r.get("split") == split]
 
 

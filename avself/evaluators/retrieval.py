@@ -375,9 +375,9 @@ class Evaluator:
     return metrics, items
 
   def _random_init_scores(self) -> dict:
-    from avself import train  # pylint: disable=g-import-not-at-top
+    from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
-    _, _, state = train.random_init(self.config, mesh=self.mesh)
+    _, _, state = state_lib.random_init(self.config, mesh=self.mesh)
     metrics, _ = self._scores({"params": state.params, **state.model_state})
     return metrics
 

@@ -175,7 +175,7 @@ def _take(mine: np.ndarray, theirs: np.ndarray, path: str) -> np.ndarray:
 def restore_run(workdir: str):
   """(config, step, variables as numpy) of the latest checkpoint of a sync run."""
   from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from avself import train  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
   source_config, step = ckpt_lib.load_config(workdir)
   if source_config.task != "sync":
@@ -183,7 +183,7 @@ def restore_run(workdir: str):
         f"config.init_from={workdir!r} holds a {source_config.task!r} run, "
         "not a 'sync' one"
     )
-  _, _, _, source = train.restore(workdir, step)
+  _, _, _, source = state_lib.restore(workdir, step)
   return (
       source_config,
       step,

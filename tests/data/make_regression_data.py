@@ -47,14 +47,16 @@ def make_checkpoint(workdir: str) -> None:
   import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from avself import optimizer  # pylint: disable=g-import-not-at-top
   from avself import sharding  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
   from avself import train  # pylint: disable=g-import-not-at-top
   from avself.tasks import avc  # pylint: disable=g-import-not-at-top
 
   config = regression_config()
   mesh = sharding.make_mesh()
-  model, tx = avc.build_model(config), train.make_optimizer(config)
-  state = train.create_train_state(
+  model, tx = avc.build_model(config), optimizer.make_optimizer(config)
+  state = state_lib.create_train_state(
       avc, model, tx, config, jax.random.key(0), mesh
   )
   step = jax.jit(
@@ -87,13 +89,14 @@ def make_checkpoint(workdir: str) -> None:
 def make_inputs(root: str) -> list[str]:
   """A synthetic mp4 (video + AAC audio) and a wav; returns their paths."""
   from avself.data import media  # pylint: disable=g-import-not-at-top
-  from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import clip as synthetic_clip  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
 
-  options = synthetic.as_options(
+  options = synthetic_options.as_options(
       size=40, fps=10, duration=2.0, sample_rate=16000
   )
-  frames, audio, _, _ = synthetic.render_clip(0, 0, options)
+  frames, audio, _, _ = synthetic_clip.render_clip(0, 0, options)
   mp4 = os.path.join(root, "clip.mp4")
   media.write_mp4(mp4, frames, audio, 10, 16000)
   t = np.arange(int(1.5 * 16000)) / 16000

@@ -1,4 +1,4 @@
-"""The demo's data: build the synthetic world and prepare its records, cached.
+"""The demo's data: the synthetic world and its records, built once and cached.
 
 Runs the same two commands a user would (`avself.data.synthetic`, then
 `avself.data.prepare`), so the demo exercises the real ingest path: mp4
@@ -71,17 +71,18 @@ def building(root: str):
 
 def _build(s, data_config, videos_dir, records_dir) -> None:
   from avself.data import prepare  # pylint: disable=g-import-not-at-top
-  from avself.data import synthetic  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import cache as synthetic_cache  # pylint: disable=g-import-not-at-top
+  from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
 
   workers = s.workers or os.cpu_count() or 1
   # Every WorldOptions field the config sets (older configs lack the newer ones).
   options = {
       f.name: s[f.name]
-      for f in dataclasses.fields(synthetic.WorldOptions)
+      for f in dataclasses.fields(synthetic_options.WorldOptions)
       if f.name in s
   }
   options.update(fps=int(s.fps), channels=data_config.get("channels", 1))
-  summary = synthetic.generate(
+  summary = synthetic_cache.generate(
       videos_dir,
       s.num_videos,
       s.seed,

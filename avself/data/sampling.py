@@ -1,0 +1,199 @@
+"""Sampling: one parsed video -> K undecoded examples, and pairing them.
+
+Each example comes from one row of uniform draws (its random state: window,
+frame, crop, flip, jitter, gain, pairing, shift), so a clip's frames and its
+sound stay aligned.
+"""
+
+import tensorflow as tf
+
+from avself.data import ops, reading
+
+# ### Sampling: one video -> K examples (vectorised over K) ####################
+
+
+def seconds_to_samples(seconds: float, cfg) -> int:
+  return int(round(seconds * cfg.sample_rate))
+
+
+def _rate(video, key) -> tf.Tensor:
+  return tf.cast(video[key], tf.float64)
+
+
+def _frame_at(video, seconds: tf.Tensor) -> tf.Tensor:
+  """Index of the frame showing time `seconds` (clipped to the last frame)."""
+  index = tf.cast(tf.floor(seconds * _rate(video, "fps") + 1e-6), tf.int64)
+  return tf.minimum(index, tf.size(video["frames"], out_type=tf.int64) - 1)
+
+
+def _shared_fields(video, k: int, rand) -> dict:
+  """Per-example fields every mode carries: identity, class and random state."""
+  video_id = tf.strings.join(
+      [video["filename"], tf.strings.as_string(video["start_us"])], "@"
+  )
+  return dict(
+      video_id=tf.fill([k], video_id),
+      class_label=tf.fill([k], tf.cast(video["label"], tf.int32)),
+      rand=rand,
+  )
+
+
+def _maybe_mono(waveform, cfg):
+  """[K, n, C] -> [K, n, 1] when the spectrogram is mono (smaller shuffle buffer)."""
+  return ops.mono(waveform) if cfg.spectrogram.mono else waveform
+
+
+def sample_frame_and_audio(video, cfg, k: int) -> dict:
+  """K (frame, audio window) pairs; each frame lies inside its audio window."""
+  rand = ops.draw_random_state(video["seed"], k)  # [K, P]
+  n = seconds_to_samples(cfg.audio_seconds, cfg)
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), reading.usable_samples(video) - n + 1
+  )  # [K]
+  per_frame = _rate(video, "fps") / _rate(video, "sample_rate")
+  first = tf.cast(
+      tf.math.ceil(tf.cast(starts, tf.float64) * per_frame), tf.int64
+  )
+  last = (
+      tf.cast(
+          tf.math.ceil(tf.cast(starts + n, tf.float64) * per_frame), tf.int64
+      )
+      - 1
+  )
+  last = tf.minimum(last, tf.size(video["frames"], out_type=tf.int64) - 1)
+  first = tf.minimum(first, last)
+  frame = first + ops.uniform_int(
+      ops.random_field(rand, "frame"), last - first + 1
+  )
+  out = _shared_fields(video, k, rand)
+  waveform = _maybe_mono(ops.slice_windows(video["waveform"], starts, n), cfg)
+  out.update(jpeg=tf.gather(video["frames"], frame), waveform=waveform)
+  return out
+
+
+def sample_clip(video, cfg, k: int, clip) -> tuple[dict, tf.Tensor]:
+  """K clips of `clip.num_frames` frames over `clip.clip_seconds` with aligned audio."""
+  rand = ops.draw_random_state(video["seed"], k)
+  n = seconds_to_samples(clip.clip_seconds, cfg)
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), reading.usable_samples(video) - n + 1
+  )
+  offsets = tf.range(clip.num_frames, dtype=tf.float64) * (
+      clip.clip_seconds / clip.num_frames
+  )
+  times = (
+      tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate")
+      + offsets
+  )
+  out = _shared_fields(video, k, rand)
+  out.update(
+      jpeg=tf.gather(video["frames"], _frame_at(video, times)),  # [K, N]
+      waveform=ops.slice_windows(video["waveform"], starts, n),
+  )  # [K, n, C]
+  return out, starts
+
+
+def _shift(starts, rand, usable, n: int, sync, sample_rate: int):
+  """Signed shifts (samples) with |shift| in [min_shift, max_shift] seconds.
+
+  Edge rule: the sign is random when both shifted windows fit in the video,
+  forced when only one fits, and + with circular wrap-around (sample indices
+  modulo the usable length) when neither does, which happens only in videos
+  shorter than clip + 2 * shift (e.g. 10 s videos, 4.2 s clips, shifts > 2.9 s).
+  """
+  seconds = sync.min_shift + ops.random_field(rand, "shift") * (
+      sync.max_shift - sync.min_shift
+  )
+  size = tf.cast(tf.round(tf.cast(seconds, tf.float64) * sample_rate), tf.int64)
+  up_fits = starts + size <= usable - n
+  down_fits = starts - size >= 0
+  go_down = tf.logical_and(
+      down_fits,
+      tf.logical_or(
+          tf.logical_not(up_fits), ops.random_field(rand, "shift_sign") < 0.5
+      ),
+  )
+  return tf.where(go_down, -size, size)
+
+
+def sample_sync(video, cfg, k: int) -> dict:
+  """K sync examples: aligned and shifted audio for one clip of frames."""
+  out, starts = sample_clip(video, cfg, k, cfg.sync)
+  n = seconds_to_samples(cfg.sync.clip_seconds, cfg)
+  usable = reading.usable_samples(video)
+  shift = _shift(starts, out["rand"], usable, n, cfg.sync, cfg.sample_rate)
+  looped = ops.circular(video["waveform"], usable, n)
+  shifted = ops.slice_windows(
+      looped, tf.math.floormod(starts + shift, usable), n
+  )
+  if not cfg.sync.paired:
+    aligned = ops.random_field(out["rand"], "pair") < 0.5  # [K]
+    out["waveform"] = tf.where(aligned[:, None, None], out["waveform"], shifted)
+    shift = tf.where(aligned, tf.zeros_like(shift), shift)
+    out["label"] = tf.cast(aligned, tf.int32)
+  else:
+    out["shifted_waveform"] = shifted
+  out["shift_seconds"] = tf.cast(
+      tf.cast(shift, tf.float64) / cfg.sample_rate, tf.float32
+  )
+  return out
+
+
+def sample_clip_windows(video, cfg) -> dict:
+  """Non-overlapping windows (all, or `clips_per_video` spread out) with their centre frames."""
+  n = seconds_to_samples(cfg.audio_seconds, cfg)
+  total = reading.usable_samples(video) // n
+  count = (
+      total
+      if not cfg.clips_per_video
+      else tf.minimum(total, cfg.clips_per_video)
+  )
+  # M window numbers, evenly spread: (2j + 1) W // 2M is j itself when M = W.
+  chosen = (2 * tf.range(count, dtype=tf.int64) + 1) * total // (2 * count)
+  starts = chosen * n
+  centres = (tf.cast(starts, tf.float64) + n / 2) / _rate(video, "sample_rate")
+  channels = tf.shape(video["waveform"], out_type=tf.int64)[1]
+  flat = tf.reshape(video["waveform"], [-1])[: total * n * channels]
+  windows = tf.reshape(flat, tf.stack([total, n, channels]))  # [W, n, C]
+  return dict(
+      jpeg=tf.gather(video["frames"], _frame_at(video, centres)),
+      waveform=_maybe_mono(tf.gather(windows, chosen), cfg),
+      label=tf.fill([count], tf.cast(video["label"], tf.int32)),
+      video_index=tf.fill([count], tf.cast(video["index"], tf.int32)),
+      window_start=tf.cast(
+          tf.cast(starts, tf.float64) / _rate(video, "sample_rate"), tf.float32
+      ),
+  )
+
+
+# ### Pairing ################################################################
+
+
+def pair_in_batch(batch: dict) -> dict:
+  """AVC: example i keeps its frame with probability 1/2, else shows example i^1's.
+
+  Each example keeps its audio; neighbours in a shuffled batch are as random as
+  pairs drawn by batch(2), and swapping JPEG strings before decoding moves no
+  samples or pixels. `label` is the truth: 1 iff frame and audio share a video.
+  """
+  size = batch["jpeg"].shape[0]
+  own = tf.range(size)
+  source = tf.where(
+      ops.random_field(batch["rand"], "pair") < 0.5,
+      own,
+      tf.bitwise.bitwise_xor(own, 1),
+  )
+  out = dict(batch)
+  out["jpeg"] = tf.gather(batch["jpeg"], source)
+  out["class_label"] = tf.gather(
+      batch["class_label"], source
+  )  # the frame's video
+  out["label"] = tf.cast(
+      tf.gather(batch["video_id"], source) == batch["video_id"], tf.int32
+  )
+  return out
+
+
+def add_off_screen(pair: dict) -> dict:
+  """Separation: the off-screen audio is the partner's on-screen audio (pair: [2, ...])."""
+  return {**pair, "off_screen_waveform": tf.reverse(pair["waveform"], [0])}
