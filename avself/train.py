@@ -162,8 +162,8 @@ def hold_at_first(
   return optax.GradientTransformation(init, update)
 
 
-def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
-  """Initialises parameters directly into their (replicated) shardings."""
+def state_initializer(task, model, tx, config) -> Callable:
+  """`rng -> TrainState`: fresh parameters, model state and optimiser state."""
   batch = task.dummy_batch(config, 2)
 
   def init(rng):
@@ -177,6 +177,12 @@ def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
         opt_state=tx.init(params),
     )
 
+  return init
+
+
+def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
+  """Initialises parameters directly into their (replicated) shardings."""
+  init = state_initializer(task, model, tx, config)
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
 
 
@@ -228,6 +234,26 @@ def train_step(
       nonfinite=1.0 - finite.astype(jnp.float32),
   )
   return new_state, metrics
+
+
+def jit_train_step(task, model, tx, config, mesh) -> Callable:
+  """`train_step` jitted over `mesh`: batch on `data`, state replicated and donated."""
+  return jax.jit(
+      functools.partial(
+          train_step,
+          task=task,
+          model=model,
+          tx=tx,
+          skip_nonfinite=config.get("skip_nonfinite", False),
+      ),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.replicated(mesh),
+      ),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+      donate_argnums=(0,),
+  )
 
 
 def model_flops(fn: Callable, *args) -> Optional[float]:
@@ -433,22 +459,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
 
   #### The jitted step: batch on `data`, state replicated and donated.
-  step_fn = jax.jit(
-      functools.partial(
-          train_step,
-          task=task,
-          model=model,
-          tx=tx,
-          skip_nonfinite=config.get("skip_nonfinite", False),
-      ),
-      in_shardings=(
-          sharding.replicated(mesh),
-          sharding.batch_sharding(mesh),
-          sharding.replicated(mesh),
-      ),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,),
-  )
+  step_fn = jit_train_step(task, model, tx, config, mesh)
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True

@@ -36,6 +36,9 @@ def get_config(arg=None):
   c.checkpoint.every_steps = 5_000
   c.model.name = "avenet"
   c.model.width = 1.0
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   c.model.spectrogram_shape = (257, 199)
   c.optimizer.learning_rate = 1e-4
   c.optimizer.weight_decay = 1e-5

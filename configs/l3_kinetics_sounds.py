@@ -21,6 +21,9 @@ def get_config(arg=None):
   c.eval_every_steps = 10_000
   c.checkpoint.every_steps = 5_000
   c.model.spectrogram_shape = (257, 199)
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   d = c.data
   d.path = ""
   d.sample_rate = 48000
