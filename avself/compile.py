@@ -127,11 +127,8 @@ def compile_step(config, devices):
   return compiled, model_flops or 0.0
 
 
-def report(
-    config, topology: str, compiled, model_flops: float, seconds: float
-) -> dict:
-  """The JSON report of one compiled step (see the module docstring)."""
-  chip, chips = roofline.parse_topology(topology)
+def hbm_per_chip(compiled, cores_per_chip: int) -> dict:
+  """HBM a compiled step holds on one chip: each of its cores' share, summed."""
   mem = compiled.memory_analysis()
   hbm = {
       "arguments": mem.argument_size_in_bytes,
@@ -147,17 +144,32 @@ def report(
       + hbm["temp"]
       + hbm["code"]
   )
+  return {k: v * cores_per_chip for k, v in hbm.items()}
+
+
+def report(
+    config, topology: str, devices, compiled, model_flops: float, seconds: float
+) -> dict:
+  """The JSON report of one compiled step (see the module docstring).
+
+  libtpu describes some chips (v4) as one device per TensorCore: the
+  compiled step's per-device figures are then summed over a chip's cores.
+  """
+  chip, chips = roofline.parse_topology(topology)
+  cores = len(devices) // chips
+  hbm = hbm_per_chip(compiled, cores)
   cost = compiled.cost_analysis()
   cost = dict((cost[0] if isinstance(cost, (list, tuple)) else cost) or {})
   model_flops /= chips
-  flops = cost.get("flops", 0.0)
-  bytes_accessed = cost.get("bytes accessed", 0.0)
+  flops = cores * cost.get("flops", 0.0)
+  bytes_accessed = cores * cost.get("bytes accessed", 0.0)
   per_chip = config.batch_size / chips
   return {
       "config": None,  # Filled by the caller, which has the file's name.
       "topology": topology,
       "chips": chips,
-      "hosts": None,  # Filled by the caller, which has the devices.
+      "devices_per_chip": cores,
+      "hosts": len({d.process_index for d in devices}),
       "global_batch": config.batch_size,
       "batch_per_chip": per_chip,
       "dtype": config.model.get("dtype", "float32"),
@@ -182,14 +194,7 @@ def largest_fitting_batch(config, devices, topology: str) -> int:
     trial = config.copy_and_resolve_references()
     trial.batch_size = per_chip * chips
     compiled, _ = compile_step(trial, devices)
-    mem = compiled.memory_analysis()
-    need = (
-        mem.argument_size_in_bytes
-        + mem.output_size_in_bytes
-        - mem.alias_size_in_bytes
-        + mem.temp_size_in_bytes
-        + mem.generated_code_size_in_bytes
-    )
+    need = hbm_per_chip(compiled, len(devices) // chips)["total"]
     logging.info("batch per chip %d: %.2f GiB", per_chip, need / roofline.GIB)
     return need <= chip.hbm_bytes
 
@@ -213,8 +218,9 @@ def run(config, topology: str, search_batch: bool = True) -> dict:
     config.model.dtype = config_lib.compute_dtype(config.model, "tpu").name
   t0 = time.time()
   compiled, model_flops = compile_step(config, devices)
-  result = report(config, topology, compiled, model_flops, time.time() - t0)
-  result["hosts"] = len({d.process_index for d in devices})
+  result = report(
+      config, topology, devices, compiled, model_flops, time.time() - t0
+  )
   if not result["fits"]:
     best = (
         largest_fitting_batch(config, devices, topology)
