@@ -38,6 +38,8 @@ setuptools.setup(
             "pytest-xdist>=3.5",
             "pyink==26.5.1",
             "ruff==0.17.6",
-        ]
+        ],
+        # libtpu: avself.compile compiles for TPU slices on any machine.
+        "tpu": ["jax[tpu]>=0.10.2,<0.11"],
     },
 )

@@ -128,6 +128,23 @@ def _validate_spectrogram(config) -> None:
     )
 
 
+# Compute dtype where config.model.dtype = "auto": bfloat16 where the matrix
+# units take it natively, float32 on CPUs (which emulate bfloat16 slowly).
+_AUTO_DTYPE = {"tpu": "bfloat16", "gpu": "bfloat16", "cpu": "float32"}
+
+
+def compute_dtype(model_config, platform: str | None = None):
+  """The model's compute dtype; "auto" picks by `platform` (default: JAX's backend).
+
+  Parameters and optimiser state stay float32 whatever this returns.
+  """
+  name = model_config.get("dtype", "float32")
+  if name == "auto":
+    platform = platform or jax.default_backend()
+    name = _AUTO_DTYPE.get(platform, "float32")
+  return jax.numpy.dtype(name)
+
+
 def resolve_data(
     config: ml_collections.ConfigDict,
 ) -> ml_collections.ConfigDict:

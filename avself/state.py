@@ -1,6 +1,6 @@
 """The train state: its fields, a fresh one, and one rebuilt from a checkpoint."""
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax
 import jax
@@ -20,8 +20,8 @@ class TrainState:
   opt_state: Any
 
 
-def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
-  """Initialises parameters directly into their (replicated) shardings."""
+def state_initializer(task, model, tx, config) -> Callable:
+  """`rng -> TrainState`: fresh parameters, model state and optimiser state."""
   batch = task.dummy_batch(config, 2)
 
   def init(rng):
@@ -35,6 +35,12 @@ def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
         opt_state=tx.init(params),
     )
 
+  return init
+
+
+def create_train_state(task, model, tx, config, rng, mesh) -> TrainState:
+  """Initialises parameters directly into their (replicated) shardings."""
+  init = state_initializer(task, model, tx, config)
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
 
 

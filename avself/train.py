@@ -89,6 +89,26 @@ def train_step(
   return new_state, metrics
 
 
+def jit_train_step(task, model, tx, config, mesh) -> Callable:
+  """`train_step` jitted over `mesh`: batch on `data`, state replicated and donated."""
+  return jax.jit(
+      functools.partial(
+          train_step,
+          task=task,
+          model=model,
+          tx=tx,
+          skip_nonfinite=config.get("skip_nonfinite", False),
+      ),
+      in_shardings=(
+          sharding.replicated(mesh),
+          sharding.batch_sharding(mesh),
+          sharding.replicated(mesh),
+      ),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+      donate_argnums=(0,),
+  )
+
+
 def model_flops(fn: Callable, *args) -> Optional[float]:
   """XLA's FLOP count of `fn(*args)`, traced afresh with plain conv gradients.
 
@@ -309,22 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
 
   #### The jitted step: batch on `data`, state replicated and donated.
-  step_fn = jax.jit(
-      functools.partial(
-          train_step,
-          task=task,
-          model=model,
-          tx=tx,
-          skip_nonfinite=config.get("skip_nonfinite", False),
-      ),
-      in_shardings=(
-          sharding.replicated(mesh),
-          sharding.batch_sharding(mesh),
-          sharding.replicated(mesh),
-      ),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,),
-  )
+  step_fn = jit_train_step(task, model, tx, config, mesh)
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True

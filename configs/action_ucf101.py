@@ -43,6 +43,9 @@ def get_config(arg=None):
   c.eval_every_steps = 2_000
   c.checkpoint.every_steps = 2_000
   c.model.name = "multisensory"
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   c.model.num_classes = 101
   c.model.trunk = (
       "fusion"  # the whole visual pathway of the sync net, fed silence

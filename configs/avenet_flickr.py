@@ -37,6 +37,9 @@ def get_config(arg=None):
   c.checkpoint.every_steps = 5_000
   c.model.name = "avenet"
   c.data.shuffle_buffer = 20_000
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   # Single frames and 1 s sounds as items, as in the paper; Flickr has no
   # class labels, so no probe (relevance needs labelled records).
   c.evals.retrieval = ml_collections.ConfigDict(

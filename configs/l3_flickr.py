@@ -27,6 +27,9 @@ def get_config(arg=None):
   c.eval_every_steps = 10_000
   c.checkpoint.every_steps = 5_000
   c.data.shuffle_buffer = 20_000
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   if "runlocal" in config_lib.variants(arg, VARIANTS):
     c.batch_size = 8
     c.total_steps = 20

@@ -37,6 +37,9 @@ def get_config(arg=None):
   c.eval_every_steps = 10_000
   c.checkpoint.every_steps = 5_000
   c.model.name = "multisensory"
+  # bfloat16 compute on TPUs and GPUs (parameters and optimiser state stay
+  # float32), float32 on CPUs.
+  c.model.dtype = "auto"
   c.model.conv5_stride = 1 if "cam" in variants else 2
   c.model.spectrogram_shape = ()  # raw waveform
   c.optimizer.name = "sgd"  # momentum 0.9

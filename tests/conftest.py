@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# CPU only, also where libtpu is installed (for avself.compile's tests).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import tensorflow as tf  # noqa: E402
 

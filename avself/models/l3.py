@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from avself.models.layers import MLPHead, adaptive_max_pool
+from avself.models import vgg
 from avself.models.vgg import VGGTrunk
 
 Dtype = Any
@@ -92,3 +93,23 @@ class L3Net(nn.Module):
   ) -> dict[str, jnp.ndarray]:
     """Audio trunk dict for spectrogram [B, F, T, 1]."""
     return self.audio_trunk(spectrogram, train=train)
+
+
+def train_flops_per_example(
+    image_size: int,
+    spectrogram_shape: tuple[int, int],
+    width: float = 1.0,
+    fusion_hidden: int = 128,
+    num_classes: int = 2,
+) -> int:
+  """Analytic FLOPs of one L3-Net train step per example (see vgg.train_flops).
+
+  Full size (224x224 frame, 257x199 spectrogram): 119.7 GFLOP.
+  """
+  pooled = 2 * vgg.scaled(vgg.BLOCK_FILTERS[-1], width)
+  fusion = 3 * 2 * (pooled * fusion_hidden + fusion_hidden * num_classes)
+  return (
+      vgg.train_flops(image_size, image_size, 3, width)
+      + vgg.train_flops(*spectrogram_shape, 1, width)
+      + fusion
+  )

@@ -18,6 +18,8 @@ import numpy as np
 import optax
 from absl import logging
 
+from avself import config_lib
+
 
 def data_mode(config) -> str:
   del config
@@ -36,7 +38,7 @@ def build_model(config):
       conv5_stride=m.get("conv5_stride", 2),
       conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
       stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
-      dtype=jnp.dtype(m.get("dtype", "float32")),
+      dtype=config_lib.compute_dtype(m),
   )
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from avself import config_lib
 from avself.data import audio as audio_lib
 
 
@@ -20,7 +21,7 @@ def data_mode(config) -> str:
 def build_model(config):
   """L3-Net or AVE-Net as named by `config.model.name`."""
   m = config.model
-  dtype = jnp.dtype(m.get("dtype", "float32"))
+  dtype = config_lib.compute_dtype(m)
   if m.name == "l3":
     from avself.models import l3  # pylint: disable=g-import-not-at-top
 

@@ -11,6 +11,7 @@ scores where its peak falls.
 import jax.numpy as jnp
 import optax
 
+from avself import config_lib
 from avself.tasks import avc
 
 
@@ -28,9 +29,7 @@ def build_model(config):
     raise ValueError(
         f"config.model.name={m.name!r}: the avol task trains 'avol'"
     )
-  return avenet.AVOLNet(
-      width=m.width, dtype=jnp.dtype(m.get("dtype", "float32"))
-  )
+  return avenet.AVOLNet(width=m.width, dtype=config_lib.compute_dtype(m))
 
 
 def dummy_batch(config, batch_size: int) -> dict:

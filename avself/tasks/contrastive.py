@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from avself import config_lib
 from avself.models import avenet
 from avself.tasks import avc
 
@@ -189,7 +190,7 @@ def build_model(config) -> ContrastiveNet:
   opts = options(config)
   return ContrastiveNet(
       width=m.width,
-      dtype=jnp.dtype(m.get("dtype", "float32")),
+      dtype=config_lib.compute_dtype(m),
       loss=opts.loss,
       temperature_init=opts.temperature_init,
       min_temperature=opts.min_temperature,

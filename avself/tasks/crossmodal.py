@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from avself import config_lib
 from avself.models import avenet
 from avself.tasks import avc
 
@@ -151,7 +152,7 @@ def build_model(config) -> CrossModalNet:
   return CrossModalNet(
       num_classes=opts.num_classes,
       width=m.width,
-      dtype=jnp.dtype(m.get("dtype", "float32")),
+      dtype=config_lib.compute_dtype(m),
       margin=opts.margin,
       cosine_weight=opts.cosine_weight,
       classification_weight=opts.classification_weight,

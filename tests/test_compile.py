@@ -1,0 +1,153 @@
+"""Ahead-of-time compilation for TPU slices (avself.compile) and its roofline."""
+
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+import tiny
+from avself import compile as compile_lib
+from avself import config_lib
+from avself import optimizer
+from avself import roofline
+from avself import state as state_lib
+from avself import tasks
+from avself import train
+from avself.models import l3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAVE_LIBTPU = importlib.util.find_spec("libtpu") is not None
+
+
+def _l3_config(width: float):
+  config = config_lib.load_file(tiny.TINY_CONFIG_FILE).get_config()
+  config.model.width = width
+  return config
+
+
+def _model_flops(config) -> float:
+  """XLA's count of the train step's FLOPs, traced on this machine."""
+  task = tasks.get_task(config.task)
+  model = task.build_model(config)
+  tx = optimizer.make_optimizer(config)
+  rng = jax.random.key(0)
+  state = jax.eval_shape(
+      state_lib.state_initializer(task, model, tx, config), rng
+  )
+  batch = jax.eval_shape(lambda: task.dummy_batch(config, config.batch_size))
+  step = functools.partial(
+      train.train_step, task=task, model=model, tx=tx, skip_nonfinite=False
+  )
+  return train.model_flops(step, state, batch, rng)
+
+
+@pytest.mark.parametrize("width", [0.5, 1.0])
+def test_l3_analytic_flops_match_xla_within_5_percent(width):
+  config = _l3_config(width)
+  analytic = config.batch_size * l3.train_flops_per_example(
+      config.data.image_size, tuple(config.model.spectrogram_shape), width
+  )
+  assert _model_flops(config) == pytest.approx(analytic, rel=0.05)
+
+
+def test_full_size_l3_analytic_flops():
+  # 2 x valid taps x C_in x C_out per conv; 3 passes but 2 for conv1_1.
+  assert l3.train_flops_per_example(224, (257, 199)) == pytest.approx(
+      119.70e9, rel=1e-3
+  )
+
+
+def test_roofline_picks_the_binding_limit():
+  chip = roofline.CHIPS["v5e"]
+  # 1 TFLOP and 1 GB: compute takes 5.1 ms, memory 1.2 ms.
+  r = roofline.roofline(chip, 1e12, 1e9, model_flops=0.8e12, examples=64)
+  assert r["bound"] == "compute"
+  assert r["roofline_step_s"] == pytest.approx(1e12 / 197e12)
+  assert r["mfu_bound"] == pytest.approx(0.8)
+  assert r["examples_per_sec_per_chip"] == pytest.approx(64 * 197e12 / 1e12)
+  r = roofline.roofline(chip, 1e12, 1e10, model_flops=1e12, examples=64)
+  assert r["bound"] == "memory"
+  assert r["mfu_bound"] == pytest.approx((1e12 / 197e12) / (1e10 / 819e9))
+
+
+def test_topology_names():
+  assert roofline.parse_topology("v5e:4x4") == (roofline.CHIPS["v5e"], 16)
+  assert roofline.accelerator_type("v5e:2x2") == "v5litepod-4"
+  assert roofline.accelerator_type("v4:2x2x2") == "v4-16"
+  with pytest.raises(ValueError, match="GENERATION"):
+    roofline.parse_topology("v9:2x2")
+  with pytest.raises(ValueError, match="GENERATION"):
+    roofline.parse_topology("v5e")
+
+
+def test_collectives_are_counted_with_their_result_bytes():
+  hlo = "\n".join(
+      [
+          "  %a = f32[1024]{0:T(128)} all-reduce(%x), channel_id=1",
+          "  %b = (bf16[8,8]{1,0}, f32[4]{0}, /*index=2*/s32[]) all-reduce-start("
+          "%y, %z, %w)",
+          "  %c = bf16[8,8]{1,0} all-reduce-done(%b)",
+          "  %d = f32[64,2]{1,0} all-gather(%v), dimensions={0}",
+          "  %e = f32[16]{0} add(%all-reduce.1, %q)",
+      ]
+  )
+  assert roofline.collectives(hlo) == {
+      "all-reduce": {"count": 2, "bytes": 4096 + 128 + 16 + 4},
+      "all-gather": {"count": 1, "bytes": 512},
+  }
+
+
+def test_auto_dtype_is_bfloat16_on_accelerators_only():
+  model = config_lib.base_config().model
+  model.dtype = "auto"
+  assert config_lib.compute_dtype(model, "tpu").name == "bfloat16"
+  assert config_lib.compute_dtype(model, "gpu").name == "bfloat16"
+  assert config_lib.compute_dtype(model, "cpu").name == "float32"
+
+
+def test_compile_refuses_a_bad_topology_in_one_line():
+  result = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "avself.compile",
+          "--config=configs/l3_tiny.py",
+          "--topology=v9:2x2",
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert result.returncode != 0
+  assert (
+      result.stderr.strip()
+      .splitlines()[-1]
+      .startswith("avself.compile: --topology='v9:2x2'")
+  )
+
+
+@pytest.mark.skipif(
+    not HAVE_LIBTPU, reason="needs libtpu: pip install -e '.[tpu]'"
+)
+def test_small_l3_compiles_for_v5e_2x2_and_fits():
+  compile_lib.quiet_libtpu("v5e:2x2")
+  config = _l3_config(0.5)
+  result = compile_lib.run(config, "v5e:2x2", search_batch=False)
+  assert result["chips"] == 4 and result["fits"]
+  assert 0 < result["hbm_gib_per_chip"] < 16
+  per_chip = config.batch_size / 4
+  analytic = per_chip * l3.train_flops_per_example(
+      config.data.image_size, tuple(config.model.spectrogram_shape), 0.5
+  )
+  assert result["model_flops_per_chip"] == pytest.approx(analytic, rel=0.05)
+  # The chip does at least the model's arithmetic (more where small channel
+  # counts are padded to the matrix unit's tiles).
+  assert result["flops_per_chip"] >= 0.95 * analytic
+  # Data parallel: the gradients are summed over the chips.
+  assert result["collectives"]["all-reduce"]["bytes"] > 0
+  assert 0 < result["mfu_bound"] <= 1
