@@ -57,28 +57,30 @@ def get_config(arg=None):
   c.task = "separation"
   c.init_from = "/tmp/multisensory_synthetic"
   c.batch_size = 16
-  c.total_steps = 800
+  c.total_steps = 400
   c.log_every_steps = 50
-  c.eval_every_steps = 400
-  c.checkpoint.every_steps = 400
+  c.eval_every_steps = 200
+  c.checkpoint.every_steps = 200
   c.model = ml_collections.ConfigDict(sync.model.to_dict())
   c.model.name = "separation"
-  # u-net: 5 levels of stride 2 at width 1/4 (16 .. 128 filters); the sync
-  # features join after levels 2, 3, 4 (time rates 1/8 .. 1/32 of the
-  # spectrogram's, the closest to the features' 1/25 .. 1/50).
+  # u-net: 5 levels of stride 2 at width 1/8 (8 .. 64 filters; ~2 GFLOP of
+  # a step's ~3 on 128 x 128 spectrograms); the sync features join after
+  # levels 2, 3, 4 (time rates 1/8 .. 1/32 of the spectrogram's, the
+  # closest to the features' 1/25 .. 1/50).
   c.model.encoder_features = (64, 128, 256, 512, 512)
   c.model.merge_levels = (2, 3, 4)
-  c.model.unet_width = 0.25
-  # 32 ms Hann windows every 16 ms at 8 kHz: 129 x 101 for 1.6 s.
-  c.model.frame_length = 256
-  c.model.frame_step = 128
+  c.model.unet_width = 0.125
+  # 32 ms Hann windows every 16 ms at 8 kHz: 128 x 102 for 1.6 s (254, not
+  # 256: 128 bins fill the u-net's 2^5 multiple without padding).
+  c.model.frame_length = 254
+  c.model.frame_step = 127
   c.model.log_offset = 1e-3
   c.model.use_video = True
   c.model.freeze_video = False
   c.model.phase_input = True
   c.data = ml_collections.ConfigDict(sync.data.to_dict())
   c.data.mixture = dict(num_frames=16, clip_seconds=1.6)
-  c.optimizer.learning_rate = 1e-3
+  c.optimizer.learning_rate = 2e-3
   c.optimizer.grad_clip_norm = 5.0
   c.evals = ml_collections.ConfigDict()
   c.evals.separation = dict(type="separation", num_examples=256, num_images=4)
