@@ -206,7 +206,7 @@ def freeze_config(config) -> None:
   """Freezes the video pathway for the whole run: inference-mode sync net, params held."""
   config.model.freeze_video = True
   config.optimizer.freeze = ("sync_net",)
-  config.optimizer.freeze_steps = config.total_steps + 1
+  config.optimizer.freeze_steps = 1 << 30  # held whatever total_steps is
 
 
 def input_shapes(config) -> dict:
@@ -255,11 +255,10 @@ def forward(model, variables, batch, train: bool):
     out, new_state = out
   else:
     new_state = {k: v for k, v in variables.items() if k != "params"}
-  spec = model
-  out = dict(
+  out = dict(  # the model carries the spectrogram's settings
       out,
-      true_on_screen=log_magnitude(batch["on_screen_waveform"], spec),
-      true_off_screen=log_magnitude(batch["off_screen_waveform"], spec),
+      true_on_screen=log_magnitude(batch["on_screen_waveform"], model),
+      true_off_screen=log_magnitude(batch["off_screen_waveform"], model),
   )
   return out, new_state
 
