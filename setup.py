@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "pillow>=10.0",
     "tqdm>=4.60",
     "absl-py>=2.0",
+    # bss_eval's SDR / SIR / SAR (evaluators/separation.py); 0.1.4 is run
+    # with its conjugate-gradient solver under NumPy 2.
+    "fast-bss-eval>=0.1.4",
 ]
 
 setuptools.setup(
@@ -36,6 +39,7 @@ setuptools.setup(
         "test": [
             "pytest>=8.0",
             "pytest-xdist>=3.5",
+            "mir_eval>=0.8",  # the reference bss_eval the tests compare with
             "pyink==26.5.1",
             "ruff==0.17.6",
         ],
