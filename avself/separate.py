@@ -262,13 +262,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
       help="separate only the first seconds of the clip",
   )
   args = parser.parse_args(argv)
-  from avself import train  # pylint: disable=g-import-not-at-top
+  from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
   for path in [args.file] + ([args.offscreen] if args.offscreen else []):
     if not os.path.exists(path):
       raise SystemExit(f"{path}: no such file")
   mesh = sharding.make_mesh()
-  config, task, model, state = train.restore(args.workdir, args.step, mesh=mesh)
+  config, task, model, state = state_lib.restore(
+      args.workdir, args.step, mesh=mesh
+  )
   if config.task != "separation":
     raise SystemExit(
         f"{args.workdir} holds a {config.task!r} run, not a 'separation' one"

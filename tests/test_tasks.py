@@ -12,7 +12,7 @@ from avself import tasks
 TASK_NAMES = sorted(
     m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg
 )
-WARM_STARTS = {"action", "sync"}
+WARM_STARTS = {"action", "separation", "sync"}
 
 
 def _members(protocol) -> list[str]:
