@@ -27,6 +27,7 @@ import optax
 
 from avself import checkpoint as ckpt_lib
 from avself import config_lib
+from avself import preflight
 from avself import sharding
 
 
@@ -389,6 +390,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config = config_lib.resolve_data(
       config
   )  # Builds the synthetic world if asked.
+  preflight.check(config)
 
   mesh = sharding.make_mesh()
   local_batch = sharding.local_batch_size(config.batch_size)
@@ -411,6 +413,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, start_step = ckpt_lib.restore_state(
         manager, ckpt_lib.abstract_like(state)
     )
+    ckpt_lib.move_damaged(manager, ckpt_lib.damaged_steps(manager))
     data_state = ckpt_lib.restore_data_state(manager, start_step)
     logging.info("Resumed from step %d in %s", start_step, workdir)
   elif hasattr(task, "warm_start"):
@@ -462,6 +465,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         }
     )
   evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
+  preflight.check_evaluators(evaluators)
   progress = periodic_actions.ReportProgress(
       num_train_steps=config.total_steps,
       writer=writer,
@@ -477,6 +481,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results: dict = {}
   last_good_step = start_step
   while step < config.total_steps:
+    ckpt_lib.check_saves(manager)  # A failed background save stops the run.
     batch = sharding.to_global(train_iter.next(), mesh)
     if compiled_step is None:
       # Compiled once, ahead of time: the cost analysis (FLOPs) and the
@@ -537,16 +542,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       )
       pending, t_log = [], time.time()
 
-    if evaluators and (step % config.eval_every_steps == 0 or is_last):
-      results = run_evaluators(evaluators, state, step, writer)
-      t_log = time.time()
-
+    # Saved before evaluating: an evaluation that fails never costs the step.
     stopping = _stop_requested(stop)
     if step % config.checkpoint.every_steps == 0 or is_last or stopping:
       ckpt_lib.save(
           manager, step, state, config, train_iter.state(), force=True
       )
       last_good_step = step
+
+    if evaluators and (step % config.eval_every_steps == 0 or is_last):
+      results = run_evaluators(evaluators, state, step, writer)
+      t_log = time.time()
     if stopping:
       logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
       break
@@ -568,7 +574,7 @@ def restore(workdir: str, step: Optional[int] = None, mesh=None):
   The model is rebuilt from the config stored with the checkpoint, so a
   checkpoint describes itself (evaluate, embed and localize start here).
   """
-  config, step = ckpt_lib.load_config(workdir, step)
+  config, _ = ckpt_lib.load_config(workdir, step)
   mesh = mesh or sharding.make_mesh()
   task = get_task(config.task)
   model = task.build_model(config)
