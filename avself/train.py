@@ -453,6 +453,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       donate_argnums=(0,),
   )
 
+  # Checked before anything is written: SIGTERM is handled once the loop's
+  # stop flag is installed, just below the writer.
+  evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
+  preflight.check_evaluators(evaluators)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True
   )
@@ -464,8 +468,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if isinstance(v, (int, float, str, bool))
         }
     )
-  evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
-  preflight.check_evaluators(evaluators)
   progress = periodic_actions.ReportProgress(
       num_train_steps=config.total_steps,
       writer=writer,

@@ -98,7 +98,9 @@ def _state_files(workdir, step):
   return sorted((f for f in files if os.path.isfile(f)), key=os.path.getsize)
 
 
-def _flip_bytes(path, count=64):
+def _flip_bytes(workdir, count=64):
+  """64 bytes inverted in the largest file of step 4's state (the arrays)."""
+  path = _state_files(workdir, 4)[-1]
   data = bytearray(open(path, "rb").read())
   rng = np.random.default_rng(0)
   for i in rng.choice(len(data), size=min(count, len(data)), replace=False):
@@ -106,13 +108,27 @@ def _flip_bytes(path, count=64):
   open(path, "wb").write(bytes(data))
 
 
-def _truncate(path):
-  size = os.path.getsize(path)
+def _truncate(workdir):
+  """Step 4's largest state file cut in half."""
+  path = _state_files(workdir, 4)[-1]
   with open(path, "r+b") as f:
-    f.truncate(size // 2)
+    f.truncate(os.path.getsize(path) // 2)
 
 
-@pytest.mark.parametrize("damage", [_flip_bytes, _truncate])
+def _other_values(workdir):
+  """Step 4's state replaced by step 2's: it reads without any error.
+
+  Only the digest saved with step 4 can tell (damage that decompresses,
+  e.g. in uncompressed chunks or metadata, loads silently the same way).
+  """
+  steps = os.path.join(workdir, ckpt_lib.CHECKPOINT_DIR)
+  shutil.rmtree(os.path.join(steps, "4", "state"))
+  shutil.copytree(
+      os.path.join(steps, "2", "state"), os.path.join(steps, "4", "state")
+  )
+
+
+@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _other_values])
 def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_step(
     tmp_path, tiny_records, damage, caplog
 ):
@@ -120,7 +136,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_step(
   workdir = str(tmp_path)
   train.train_and_evaluate(config, workdir)
   assert _steps(workdir) == [2, 4]
-  damage(_state_files(workdir, 4)[-1])  # the largest file: the arrays
+  damage(workdir)
 
   # Reading: the damaged step is named and skipped.
   manager = ckpt_lib.make_manager(workdir, read_only=True)
