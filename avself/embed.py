@@ -3,7 +3,9 @@ r"""Embeddings of media files from a checkpoint, like OpenL3's command line.
     python -m avself.embed --workdir=/ckpt/run a.mp4 b.wav [--output=DIR] \
         [--hop=0.1] [--fps=1] [--feature=transfer|pooled] [--step=N]
 
-For each file (anything ffmpeg decodes) writes `OUTPUT/<stem>.npz` with
+For each file (anything ffmpeg decodes) writes `OUTPUT/<stem>.npz` (inputs
+from several folders: `OUTPUT/<folders below their common one>/<stem>.npz`)
+with
   audio_embedding    float32 [W, D]: one row per window of `data.audio_seconds`
                      (1 s), windows every `--hop` seconds; the last window is
                      zero-padded so every sample is covered (as OpenL3's
@@ -25,6 +27,8 @@ checkpoint: audio decoded at `data.sample_rate` with the records' channel
 count, `ops.spectrogram_batch` with `data.spectrogram`; frames scaled by
 PyAV to shorter side `data.resize_shorter` (as `prepare` stores them), centre
 crop `data.image_size`, `ops.finish_images` to [-1, 1]. One process only.
+A missing file stops before anything loads; a file that fails to decode is
+skipped, the rest are embedded, and the command exits 1 listing the failures.
 """
 
 import argparse
@@ -34,6 +38,8 @@ import sys
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
+
+from avself import file_inputs
 
 FEATURE_TRANSFER = "transfer"
 
@@ -266,9 +272,16 @@ def embed_file(
   return out
 
 
-def output_path(path: str, output_dir: Optional[str]) -> str:
-  """OUTPUT/<stem>.npz (default OUTPUT: the file's own folder, as OpenL3)."""
-  stem = os.path.splitext(os.path.basename(path))[0]
+def output_path(
+    path: str, output_dir: Optional[str], stem: Optional[str] = None
+) -> str:
+  """OUTPUT/<stem>.npz (default OUTPUT: the file's own folder, as OpenL3).
+
+  `stem` (from `file_inputs.output_stems`) may hold folders that mirror the
+  inputs'; it is used under OUTPUT only.
+  """
+  if not output_dir or stem is None:
+    stem = os.path.splitext(os.path.basename(path))[0]
   return os.path.join(
       output_dir or os.path.dirname(os.path.abspath(path)), stem + ".npz"
   )
@@ -319,11 +332,11 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
   args = parse_args(argv)
   if args.hop <= 0 or args.fps <= 0:
     raise SystemExit("--hop and --fps must be positive")
+  files = file_inputs.check_exist(args.files, "embed")
+  stems = file_inputs.output_stems(files, "embed")
   loaded = load(args.workdir, args.step)
-  if args.output:
-    os.makedirs(args.output, exist_ok=True)
-  written = []
-  for path in args.files:
+
+  def one(path):
     result = embed_file(
         loaded,
         path,
@@ -332,13 +345,17 @@ def main(argv: Optional[Sequence[str]] = None) -> list[str]:
         feature=args.feature,
         batch_size=args.batch_size,
     )
-    target = output_path(path, args.output)
+    target = output_path(path, args.output, stems[path])
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     np.savez(target, **result)
     shapes = ", ".join(
         f"{k} {v.shape}" for k, v in result.items() if k.endswith("embedding")
     )
     print(f"{path} -> {target}: {shapes}")
-    written.append(target)
+    return target
+
+  written, failed = file_inputs.for_each(files, one, "embed")
+  file_inputs.exit_if_failed(failed, len(files), "embed")
   return written
 
 

@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
+from avself import file_inputs
 from avself import pictures
 from avself import sharding
 from avself.data import media as media_lib
@@ -379,8 +380,12 @@ def localize_file(
     max_seconds: Optional[float] = None,
     hop: int = 1,
     flip: bool = False,
+    stem: Optional[str] = None,
 ) -> dict:
-  """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary."""
+  """Writes OUTPUT/<stem>/frame_XXXX.png and OUTPUT/<stem>_cam.mp4 for one file; a summary.
+
+  `stem` defaults to the file's name less its extension.
+  """
   spec = state_clip_spec(config, state)
   frames, audio, _, _ = decode(path, spec, max_seconds)
   heat, logits = video_heatmap(
@@ -388,7 +393,7 @@ def localize_file(
   )
   shown = pictures.hot_overlay(frames[: len(heat)], heat)  # [F, S, S, 3]
   shown = pictures.upscale(shown, scale or max(1, -(-256 // spec.image_size)))
-  stem = os.path.splitext(os.path.basename(path))[0]
+  stem = stem or os.path.splitext(os.path.basename(path))[0]
   folder = os.path.join(output, stem)
   os.makedirs(folder, exist_ok=True)
   for i, image in enumerate(shown):
@@ -445,6 +450,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
       "cancels a map's sideways offset)",
   )
   args = parser.parse_args(argv)
+  files = file_inputs.check_exist(args.files, "localize")
+  stems = file_inputs.output_stems(files, "localize")
   from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
   mesh = sharding.make_mesh()
@@ -457,8 +464,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     )
   del task
   os.makedirs(args.output, exist_ok=True)
-  summaries = []
-  for path in args.files:
+
+  def one(path):
     summary = localize_file(
         path,
         args.output,
@@ -470,6 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         max_seconds=args.max_seconds,
         hop=args.hop,
         flip=args.flip,
+        stem=stems[path],
     )
     probability = np.asarray(summary["aligned_probability"])
     print(
@@ -477,7 +485,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         f"{summary['png_dir']}/, {summary['mp4']}; P(aligned) per clip: mean "
         f"{probability.mean():.3f}, min {probability.min():.3f}"
     )
-    summaries.append(summary)
+    return summary
+
+  summaries, failed = file_inputs.for_each(files, one, "localize")
+  file_inputs.exit_if_failed(failed, len(files), "localize")
   return summaries
 
 

@@ -7,6 +7,8 @@ Cloud TPU and SLURM, or from the explicit flags below).
 
 import json
 import os
+import re
+import sys
 
 # Before anything imports TensorFlow (loading a config does): its C++ INFO
 # lines are not a run's business.
@@ -119,6 +121,52 @@ def init_distributed() -> None:
   )
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a bad `--config.x` override as one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"avself.main: error: {e}", file=sys.stderr)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these (with "Did you mean ...") for a key the
+    # config does not have or a value of the wrong type.
+    text = str(e.args[0] if e.args else e).strip("'\"")
+    text = " ".join(text.replace("\\n", "\n").replace("\\'", "'").split())
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    named = re.match(r"'([^']+)'", text)
+    if named:  # the override(s) that name the missing key
+      overrides = [
+          o for o in overrides if named.group(1) in o.split(".")
+      ] or overrides
+    print(
+        f"avself.main: error: bad config override ({', '.join(overrides)}): "
+        f"{text}",
+        file=sys.stderr,
+    )
+  sys.exit(2)
+
+
+def _exit_with_error(error: Exception) -> None:
+  """Logs the traceback, waits for saves in flight, ends with the error alone.
+
+  The message is the last line of the output: exiting normally here would
+  bury it under the shutdown noise of background threads (TensorBoard
+  writers, tf.data), so the process ends with os._exit once logs are flushed.
+  """
+  from avself import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+
+  logging.exception("The run failed:")
+  ckpt_lib.finish_saves()
+  logging.flush()
+  sys.stdout.flush()
+  print(
+      f"avself.main: error: {type(error).__name__}: {error}",
+      file=sys.stderr,
+      flush=True,
+  )
+  os._exit(1)  # pylint: disable=protected-access
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -134,7 +182,10 @@ def main(argv):
 
   if jax.process_index() == 0:
     logging.info("%s", console.config_summary(FLAGS.config, FLAGS.workdir))
-  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except Exception as e:  # pylint: disable=broad-except
+    _exit_with_error(e)
   if jax.process_index() == 0:
     print(
         "Final results (" + os.path.join(FLAGS.workdir, "results.json") + "):"
@@ -143,4 +194,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

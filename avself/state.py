@@ -50,7 +50,7 @@ def restore(workdir: str, step: Optional[int] = None, mesh=None):
   The model is rebuilt from the config stored with the checkpoint, so a
   checkpoint describes itself (evaluate, embed and localize start here).
   """
-  config, step = ckpt_lib.load_config(workdir, step)
+  config, _ = ckpt_lib.load_config(workdir, step)
   mesh = mesh or sharding.make_mesh()
   task = get_task(config.task)
   model = task.build_model(config)

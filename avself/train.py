@@ -29,6 +29,7 @@ import optax
 from avself import checkpoint as ckpt_lib
 from avself import config_lib
 from avself import optimizer
+from avself import preflight
 from avself import sharding
 from avself import state as state_lib
 from avself import tasks
@@ -285,6 +286,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config = config_lib.resolve_data(
       config
   )  # Builds the synthetic world if asked.
+  preflight.check(config)
 
   mesh = sharding.make_mesh()
   local_batch = sharding.local_batch_size(config.batch_size)
@@ -307,6 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, start_step = ckpt_lib.restore_state(
         manager, ckpt_lib.abstract_like(state)
     )
+    ckpt_lib.move_damaged(manager, ckpt_lib.damaged_steps(manager))
     data_state = ckpt_lib.restore_data_state(manager, start_step)
     logging.info("Resumed from step %d in %s", start_step, workdir)
   elif hasattr(task, "warm_start"):
@@ -331,6 +334,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   #### The jitted step: batch on `data`, state replicated and donated.
   step_fn = jit_train_step(task, model, tx, config, mesh)
 
+  # Checked before anything is written: SIGTERM is handled once the loop's
+  # stop flag is installed, just below the writer.
+  evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
+  preflight.check_evaluators(evaluators)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True
   )
@@ -342,7 +349,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if isinstance(v, (int, float, str, bool))
         }
     )
-  evaluators = build_evaluators(config, task=task, model=model, mesh=mesh)
   progress = periodic_actions.ReportProgress(
       num_train_steps=config.total_steps,
       writer=writer,
@@ -358,6 +364,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results: dict = {}
   last_good_step = start_step
   while step < config.total_steps:
+    ckpt_lib.check_saves(manager)  # A failed background save stops the run.
     batch = sharding.to_global(train_iter.next(), mesh)
     if compiled_step is None:
       # Compiled once, ahead of time: the cost analysis (FLOPs) and the
@@ -419,16 +426,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       logging.info("%s", _progress_line(step, config.total_steps, summary))
       pending, t_log = [], time.time()
 
-    if evaluators and (step % config.eval_every_steps == 0 or is_last):
-      results = run_evaluators(evaluators, state, step, writer)
-      t_log = time.time()
-
+    # Saved before evaluating: an evaluation that fails never costs the step.
     stopping = _stop_requested(stop)
     if step % config.checkpoint.every_steps == 0 or is_last or stopping:
       ckpt_lib.save(
           manager, step, state, config, train_iter.state(), force=True
       )
       last_good_step = step
+
+    if evaluators and (step % config.eval_every_steps == 0 or is_last):
+      results = run_evaluators(evaluators, state, step, writer)
+      t_log = time.time()
     if stopping:
       logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
       break

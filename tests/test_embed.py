@@ -117,3 +117,45 @@ def test_embeddings_of_stored_checkpoint_have_not_moved(loaded):
           atol=1e-5,
           err_msg=f"{name}: {key}",
       )
+
+
+def test_embed_keeps_same_named_inputs_apart_and_skips_a_bad_file(
+    tmp_path, capsys
+):
+  from avself.datasets import files  # pylint: disable=g-import-not-at-top
+
+  tone = 0.3 * np.sin(np.arange(20000) * 0.05).astype(np.float32)
+  inputs = []
+  for folder in ("a", "b"):
+    (tmp_path / folder).mkdir()
+    inputs.append(
+        files.write_int16(str(tmp_path / folder / "x.wav"), 16000, tone)
+    )
+  bad = tmp_path / "a" / "broken.wav"
+  bad.write_bytes(b"RIFF not really a wav file" * 10)
+  inputs.insert(1, str(bad))
+  inputs.append(files.write_int16(str(tmp_path / "b" / "y.wav"), 16000, tone))
+  out = tmp_path / "out"
+  with pytest.raises(SystemExit) as e:
+    embed.main([*inputs, f"--workdir={CHECKPOINT}", f"--output={out}"])
+  # The bad file is reported last, with exit status 1; the files after it ran.
+  assert "1 of 4 files failed" in str(e.value) and str(bad) in str(e.value)
+  assert "embed: skipped" in capsys.readouterr().err
+  written = sorted(
+      os.path.relpath(os.path.join(d, f), out)
+      for d, _, fs in os.walk(out)
+      for f in fs
+  )
+  assert written == ["a/x.npz", "b/x.npz", "b/y.npz"]
+
+
+def test_embed_refuses_missing_files_and_clashing_names_up_front(tmp_path):
+  missing = str(tmp_path / "nope.mp4")
+  with pytest.raises(SystemExit, match="embed: error: no such file: .*nope"):
+    embed.main([missing, f"--workdir={tmp_path}"])
+  for name in ("x.mp4", "x.wav"):
+    (tmp_path / name).write_bytes(b"")
+  with pytest.raises(SystemExit, match="would write the same output"):
+    embed.main(
+        [str(tmp_path / "x.mp4"), str(tmp_path / "x.wav"), "--workdir=W"]
+    )

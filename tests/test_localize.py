@@ -8,6 +8,7 @@ import jax
 import ml_collections
 import numpy as np
 from PIL import Image
+import pytest
 
 from avself import config_lib
 from avself import localize
@@ -487,3 +488,14 @@ def test_cam_misses_breaks_pointing_down_by_burst_time_offset_and_lag():
   )
   still = [np.array([[5.0, 5.0, 9.0, 9.0]])] * 3 + [np.zeros((0, 4))]
   np.testing.assert_allclose(cam_misses.box_speeds(still, 10.0)[:2], 0.0)
+
+
+def test_localize_checks_its_files_before_loading_a_checkpoint(tmp_path):
+  missing = str(tmp_path / "nope.mp4")
+  args = ["--workdir=/no/checkpoint/here", f"--output={tmp_path / 'o'}"]
+  with pytest.raises(SystemExit, match="localize: error: no such file"):
+    localize.main([missing, *args])
+  for name in ("x.mp4", "x.mkv"):
+    (tmp_path / name).write_bytes(b"")
+  with pytest.raises(SystemExit, match="would write the same output"):
+    localize.main([str(tmp_path / "x.mp4"), str(tmp_path / "x.mkv"), *args])

@@ -165,9 +165,8 @@ class _AudioBuffer:
     if channels not in _LAYOUTS:
       raise ValueError(f"channels must be 1 or 2, got {channels}")
     self.sample_rate, self.channels = sample_rate, channels
-    self._resampler = av.AudioResampler(
-        format="flt", layout=_LAYOUTS[channels], rate=sample_rate
-    )
+    self._resampler = None  # made at the first frame, for its layout
+    self._source_channels = channels
     self._chunks = []  # float32 [n, C] arrays
     self._size = 0  # samples in _chunks
     self.first_time = None  # seconds of the first decoded sample
@@ -177,11 +176,40 @@ class _AudioBuffer:
     """Resamples and appends one decoded audio frame."""
     if self.first_time is None:
       self.first_time = frame.time or 0.0
+    if self._resampler is None:
+      self._resampler = self._make_resampler(frame)
     for out in self._resampler.resample(frame):
       self._append(out)
 
+  def _make_resampler(self, frame) -> av.AudioResampler:
+    """Resamples to float at the target rate; mono is downmixed by averaging.
+
+    libswresample's own stereo-to-mono matrix adds the channels at 0.71 each,
+    which puts a loud stereo file (peak 0.93) past full scale and makes a
+    quiet one 3 dB louder. To mono, the source layout is kept and `_append`
+    averages the channels instead (ffmpeg's `-ac 1` for stereo), which can
+    never exceed the louder channel.
+    """
+    source = len(frame.layout.channels)
+    if self.channels == 1 and source > 1:
+      try:
+        resampler = av.AudioResampler(
+            format="flt",
+            layout="stereo" if source == 2 else frame.layout.name,
+            rate=self.sample_rate,
+        )
+        self._source_channels = source
+        return resampler
+      except (ValueError, av.error.FFmpegError):  # an unnamed layout
+        pass
+    return av.AudioResampler(
+        format="flt", layout=_LAYOUTS[self.channels], rate=self.sample_rate
+    )
+
   def flush(self) -> None:
     """Drains the resampler's delay line."""
+    if self._resampler is None:
+      return
     try:
       for out in self._resampler.resample(None):
         self._append(out)
@@ -215,7 +243,9 @@ class _AudioBuffer:
     return out
 
   def _append(self, frame) -> None:
-    samples = frame.to_ndarray().reshape(-1, self.channels)  # packed float
+    samples = frame.to_ndarray().reshape(-1, self._source_channels)  # packed
+    if self._source_channels != self.channels:  # to mono: the channels' mean
+      samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
     self._chunks.append(samples)
     self._size += len(samples)
 

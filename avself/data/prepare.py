@@ -24,7 +24,9 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -166,7 +168,7 @@ class _Result:
   name: str
   clips: list = dataclasses.field(default_factory=list)
   skip: Optional[tuple] = None  # (reason, detail)
-  warning: Optional[str] = None  # kept, but decoding stopped early
+  warning: Optional[str] = None  # kept, but decoded partly or clipped
 
 
 ########################################################################
@@ -252,7 +254,14 @@ def match_labels(
     if path is None:
       unmatched.append(row)
     else:
-      matched.setdefault(path, row)  # a repeated row: the first one wins
+      first = matched.setdefault(path, row)
+      if (first["label"], first["split"]) != (row["label"], row["split"]):
+        raise PrepareError(
+            f"{os.path.relpath(path, root)} is listed twice in the labels "
+            f"with different values: {first['file']!r} -> "
+            f"{first['label']!r}/{first['split'] or '-'}, {row['file']!r} -> "
+            f"{row['label']!r}/{row['split'] or '-'} (label/split); keep one"
+        )
   return matched, unmatched
 
 
@@ -371,7 +380,27 @@ def prepare_video(path: str, name: str, options: Options) -> _Result:
         ),
     )
   warning = f"partial decode, kept {seconds:.2f} s: {error}" if error else None
+  if options.audio_format == "pcm_s16le":
+    clipped = clipped_samples(clips)
+    if clipped:
+      warning = "; ".join(filter(None, [warning, clipped]))
   return _Result(name, clips=clips, warning=warning)
+
+
+def clipped_samples(clips: Sequence[_Clip]) -> Optional[str]:
+  """'N of M audio samples (x%) beyond full scale...', or None if none are.
+
+  Decoded float audio can exceed +-1.0 (a loud source, a resampler's
+  overshoot); the 16-bit records cut it there, so it is reported.
+  """
+  total = sum(c.waveform.size for c in clips)
+  over = sum(int(np.count_nonzero(np.abs(c.waveform) > 1.0)) for c in clips)
+  if not over:
+    return None
+  return (
+      f"{over} of {total} audio samples ({100 * over / total:.3g}%) beyond "
+      "full scale, clipped to +-1.0 in the records"
+  )
 
 
 def _decode_clips(
@@ -462,20 +491,50 @@ def _pool_map(
   """Ordered results of fn over tasks from a fresh spawn pool."""
   context = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=context
+      workers,
+      mp_context=context,
+      initializer=_exit_with_parent,
+      initargs=(os.getpid(),),
   ) as pool:
-    pending = collections.deque()
-    upcoming = iter(tasks)
-    for task in upcoming:
-      pending.append(pool.submit(fn, task))
-      if len(pending) >= workers * window:
-        break
-    while pending:
-      result = pending.popleft().result()
-      task = next(upcoming, None)
-      if task is not None:
+    try:
+      pending = collections.deque()
+      upcoming = iter(tasks)
+      for task in upcoming:
         pending.append(pool.submit(fn, task))
-      yield result
+        if len(pending) >= workers * window:
+          break
+      while pending:
+        result = pending.popleft().result()
+        task = next(upcoming, None)
+        if task is not None:
+          pending.append(pool.submit(fn, task))
+        yield result
+    except BaseException:  # SIGTERM, Ctrl-C, an early close: stop the workers
+      _stop_workers(pool)
+      raise
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+  """Terminates a pool's workers now (shutdown alone waits for their tasks)."""
+  # pylint: disable-next=protected-access
+  for process in list((getattr(pool, "_processes", None) or {}).values()):
+    process.terminate()
+  pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int, every_seconds: float = 0.5) -> None:
+  """Worker initializer: a thread that ends the worker once `parent` is gone.
+
+  A parent killed with SIGKILL cannot stop its workers; without this they
+  would live on, re-parented, blocked on a pipe nobody reads.
+  """
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(every_seconds)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _crashed(task: tuple) -> _Result:
@@ -716,7 +775,10 @@ def summary(manifest: dict, reused: int = 0) -> str:
   if reasons:
     line += ": " + ", ".join(f"{r}={n}" for r, n in sorted(reasons.items()))
   if manifest["warnings"]:
-    line += f"; {len(manifest['warnings'])} kept after a partial decode"
+    line += f"; {len(manifest['warnings'])} kept with a warning"
+  clipped = sum("full scale" in w["detail"] for w in manifest["warnings"])
+  if clipped:
+    line += f" ({clipped} with clipped audio)"
   return line
 
 
@@ -764,11 +826,25 @@ def prepare(
   if progress:
     print(manifest["summary"], flush=True)
   if not any(s["num_videos"] for s in manifest["splits"].values()):
+    _remove_empty_shards(output, shards)
     raise PrepareError(
         f"no usable videos in {len(files)} files: {manifest['summary']}; "
         f"details in {manifest_path}"
     )
   return manifest
+
+
+def _remove_empty_shards(output: str, shards: Sequence[Shard]) -> None:
+  """Removes the (empty) shards and statuses of a run that kept no video.
+
+  Empty shards would look like a dataset to a trainer; without them it says
+  that the folder holds no records.
+  """
+  for shard in shards:
+    path = _shard_file(output, shard)
+    for f in (path, _status_file(output, path)):
+      if os.path.exists(f):
+        os.remove(f)
 
 
 def write_shards(
@@ -907,6 +983,18 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
+def _stop_on_signal(signum, frame):
+  """SIGTERM: unwind (the pool's workers are terminated on the way) and exit."""
+  del frame
+  print(
+      f"prepare: stopped by signal {signum}; the same command resumes "
+      "(complete shards are kept)",
+      file=sys.stderr,
+      flush=True,
+  )
+  raise SystemExit(128 + signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command line; returns the exit status."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
@@ -917,6 +1005,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       args.pop("labels"),
   )
   workers, quiet = args.pop("workers"), args.pop("quiet")
+  signal.signal(signal.SIGTERM, _stop_on_signal)
   try:
     manifest = prepare(
         videos, output, labels, workers=workers, progress=not quiet, **args

@@ -12,6 +12,7 @@ import functools
 
 import jax
 
+from avself import config_lib
 from avself import sharding
 
 
@@ -58,6 +59,19 @@ class SummedEvaluator:
     )
     return ds.repeat().take(self.num_batches).as_numpy_iterator()
 
+  def check(self) -> None:
+    """Raises ConfigError unless the split gives at least one full batch."""
+    if next(self._batches(), None) is None:
+      raise config_lib.ConfigError(self._too_small())
+
+  def _too_small(self) -> str:
+    return (
+        f"split {self.split!r} of {self.config.data.path} gives no full "
+        f"batch of {self.local_batch} per process (config.batch_size or the "
+        "evaluation's batch_size): use a smaller batch or hold out more "
+        "videos (prepare --test_fraction)"
+    )
+
   def totals(self, state) -> dict:
     """{name: float} summed over all evaluation batches."""
     totals = None
@@ -67,4 +81,6 @@ class SummedEvaluator:
       )
       out = sharding.to_host(out)
       totals = out if totals is None else {k: totals[k] + out[k] for k in out}
+    if totals is None:
+      raise config_lib.ConfigError(self._too_small())
     return {k: float(v) for k, v in totals.items()}
