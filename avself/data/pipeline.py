@@ -23,6 +23,10 @@ n = samples of the clip, C = stored channels, (F, T) = spectrogram_shape):
             (each f32 [B,n,C]), class_label
   'clips'   audio, image (centre crop), label (class), video_index i32,
             window_start f32 seconds, mask i32 (0 on the last batch's padding)
+  'frame_targets'  image (the frame at the window's centre), audio, and
+            target f32 [B,steps,K]: the rows of `frame_targets.path` (a
+            `avself.data.targets` table) for the frames at the centres of
+            `steps` equal parts of the audio window (no labels)
 
 Time: frame i shows [i/fps, (i+1)/fps); audio sample j is at j/sample_rate,
 both from the record's start. Only the span both streams cover is used, and a
@@ -37,6 +41,7 @@ fit, the sign that fits otherwise, circular wrap-around when neither does).
 import concurrent.futures
 import ctypes
 import functools
+import os
 import sys
 import threading
 from typing import Optional
@@ -47,7 +52,7 @@ import tensorflow as tf
 
 from avself.data import audio, ops, records
 
-MODES = ("avc", "pairs", "sync", "mixture", "clips")
+MODES = ("avc", "pairs", "sync", "mixture", "clips", "frame_targets")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -87,6 +92,9 @@ def default_data_config() -> ml_collections.ConfigDict:
           ),
           mixture=dict(num_frames=63, clip_seconds=4.2),
           clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
+          # 'frame_targets': a per-frame table (teacher posteriors, audio
+          # clusters; relative paths are under `path`) and the targets per window.
+          frame_targets=dict(path="", steps=1),
           cycle_length=16,  # shards read at once
           num_parallel_calls=-1,  # tf.data.AUTOTUNE
           prefetch=2,  # batches
@@ -566,6 +574,43 @@ def _sample_clip_windows(video, cfg) -> dict:
   )
 
 
+def frame_targets_path(cfg) -> str:
+  """`frame_targets.path`, relative to the records folder unless absolute."""
+  path = cfg.frame_targets.path
+  if not path:
+    raise ValueError(
+        "mode 'frame_targets' needs data.frame_targets.path (a table made by "
+        "avself.data.teacher or avself.data.texture)"
+    )
+  return path if os.path.isabs(path) else os.path.join(cfg.path, path)
+
+
+def _sample_frame_targets(video, cfg, k: int, rows_of) -> dict:
+  """K audio windows, each with its centre frame and the targets of `steps` frames in it."""
+  rand = ops.draw_random_state(video["seed"], k)
+  n = _seconds_to_samples(cfg.audio_seconds, cfg)
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), _usable_samples(video) - n + 1
+  )
+  steps = int(cfg.frame_targets.steps)
+  seconds = tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate")
+  parts = (tf.range(steps, dtype=tf.float64) + 0.5) * (
+      cfg.audio_seconds / steps
+  )
+  out = _shared_fields(video, k, rand)
+  out.update(
+      jpeg=tf.gather(
+          video["frames"],
+          _frame_at(video, seconds[:, 0] + cfg.audio_seconds / 2),
+      ),
+      waveform=_maybe_mono(
+          ops.slice_windows(video["waveform"], starts, n), cfg
+      ),
+      target=tf.gather(rows_of(video), _frame_at(video, seconds + parts)),
+  )  # target [K, steps, K_classes]
+  return out
+
+
 # ### Pairing ################################################################
 
 
@@ -655,7 +700,7 @@ def _finish(
   image = ops.finish_images(
       batch["image"], jitter["brightness"], jitter["saturation"]
   )
-  if mode in ("avc", "pairs", "clips"):
+  if mode in ("avc", "pairs", "clips", "frame_targets"):
     out = dict(
         image=image,
         audio=ops.spectrogram_batch(
@@ -667,6 +712,8 @@ def _finish(
     )
     if mode == "avc":
       return dict(out, label=batch["label"], class_label=batch["class_label"])
+    if mode == "frame_targets":
+      return dict(out, target=batch["target"])
     if mode == "pairs":
       return dict(
           out,
@@ -728,7 +775,12 @@ def _examples(videos, cfg, *, mode: str, seed: int):
       pairs=_sample_frame_and_audio,
       sync=_sample_sync,
       mixture=lambda v, c, k: _sample_clip(v, c, k, c.mixture)[0],
-  )[mode]
+  ).get(mode)
+  if mode == "frame_targets":
+    from avself.data import targets  # pylint: disable=g-import-not-at-top
+
+    rows_of, _ = targets.lookup_fn(frame_targets_path(cfg))
+    sample = functools.partial(_sample_frame_targets, rows_of=rows_of)
   ds = videos.map(
       lambda v: sample(v, cfg, k), num_parallel_calls=cfg.num_parallel_calls
   )
