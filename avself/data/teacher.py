@@ -333,20 +333,25 @@ def ensure_demo_teacher(config, **train_kwargs) -> str:
 ################################################################################
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("records", None, "Records folder (avself.data.prepare).")
-flags.DEFINE_string("split", "train", "Split whose frames are classified.")
-flags.DEFINE_string("classifier", None, "keras:PATH or flax:DIR.")
-flags.DEFINE_string(
-    "keras_preprocess",
-    "caffe",
-    "keras:PATH input preparation (caffe|tf|torch).",
-)
-flags.DEFINE_integer("image_size", 224, "Centre crop fed to the classifier.")
-flags.DEFINE_integer("resize_shorter", 256, "Shorter side before cropping.")
-flags.DEFINE_string(
-    "output", None, "Table path (default RECORDS/SPLIT.teacher-NAME.npz)."
-)
-flags.DEFINE_multi_string("tables", [], "concatenate: the tables to join.")
+
+
+def _define_flags():
+  """Command-line flags (defined only when run as a command: the library
+  modules are imported together)."""
+  flags.DEFINE_string("records", None, "Records folder (avself.data.prepare).")
+  flags.DEFINE_string("split", "train", "Split whose frames are classified.")
+  flags.DEFINE_string("classifier", None, "keras:PATH or flax:DIR.")
+  flags.DEFINE_string(
+      "keras_preprocess",
+      "caffe",
+      "keras:PATH input preparation (caffe|tf|torch).",
+  )
+  flags.DEFINE_integer("image_size", 224, "Centre crop fed to the classifier.")
+  flags.DEFINE_integer("resize_shorter", 256, "Shorter side before cropping.")
+  flags.DEFINE_string(
+      "output", None, "Table path (default RECORDS/SPLIT.teacher-NAME.npz)."
+  )
+  flags.DEFINE_multi_string("tables", [], "concatenate: the tables to join.")
 
 
 def main(argv):
@@ -379,4 +384,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -234,16 +234,21 @@ def build_targets(
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("records", None, "Records folder (avself.data.prepare).")
-flags.DEFINE_string(
-    "workdir", None, "The run's folder: writes WORKDIR/ambient."
-)
-flags.DEFINE_string("split", "train", "Split whose windows are clustered.")
-flags.DEFINE_integer("num_clusters", 30, "k of k-means.")
-flags.DEFINE_float("audio_seconds", 3.75, "Window per statistic.")
-flags.DEFINE_float("hop_seconds", 0.5, "Between windows.")
-flags.DEFINE_integer("num_bands", 32, "Cochlear bands.")
-flags.DEFINE_integer("seed", 0, "KMeans seed.")
+
+
+def _define_flags():
+  """Command-line flags (defined only when run as a command: the library
+  modules are imported together)."""
+  flags.DEFINE_string("records", None, "Records folder (avself.data.prepare).")
+  flags.DEFINE_string(
+      "workdir", None, "The run's folder: writes WORKDIR/ambient."
+  )
+  flags.DEFINE_string("split", "train", "Split whose windows are clustered.")
+  flags.DEFINE_integer("num_clusters", 30, "k of k-means.")
+  flags.DEFINE_float("audio_seconds", 3.75, "Window per statistic.")
+  flags.DEFINE_float("hop_seconds", 0.5, "Between windows.")
+  flags.DEFINE_integer("num_bands", 32, "Cochlear bands.")
+  flags.DEFINE_integer("seed", 0, "KMeans seed.")
 
 
 def main(argv):
@@ -264,4 +269,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
