@@ -255,3 +255,32 @@ def test_teacher_tables_concatenate_for_two_teachers(tmp_path, tiny_records):
   )
   assert joined["rows"].shape[1] == 20
   assert joined["meta"]["classes"] == [10, 10]
+
+
+def test_a_keras_classifier_is_run_over_the_records_frames(
+    tmp_path, tiny_records
+):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  inputs = tf.keras.Input((32, 32, 3))
+  pooled = tf.keras.layers.GlobalAveragePooling2D()(inputs)
+  outputs = tf.keras.layers.Dense(3, activation="softmax")(pooled)
+  path = str(tmp_path / "tiny.keras")
+  tf.keras.Model(inputs, outputs).save(path)
+  probabilities, info = teacher.load_classifier(f"keras:{path}", "tf")
+  assert info["image_size"] == 32
+  out = teacher.classify_records(
+      tiny_records,
+      "test",
+      probabilities,
+      str(tmp_path / "test.teacher-tiny.npz"),
+      image_size=32,
+      resize_shorter=40,
+  )
+  table = targets.load_table(out)
+  assert table["rows"].shape == (table["num_frames"].sum(), 3)
+  np.testing.assert_allclose(table["rows"].sum(-1), 1.0, rtol=1e-5)
+  # Different frames, different posteriors: the frames reached the model.
+  assert np.ptp(table["rows"][:, 0]) > 1e-4
+  with pytest.raises(ValueError, match="keras_preprocess"):
+    teacher.load_classifier(f"keras:{path}", "imagenet")
