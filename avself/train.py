@@ -287,6 +287,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       config
   )  # Builds the synthetic world if asked.
   preflight.check(config)
+  if hasattr(task, "prepare_data"):
+    # Targets made once over the records (SoundNet's teacher, audio clusters).
+    config = task.prepare_data(config, workdir)
 
   mesh = sharding.make_mesh()
   local_batch = sharding.local_batch_size(config.batch_size)

@@ -13,6 +13,7 @@ TASK_NAMES = sorted(
     m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg
 )
 WARM_STARTS = {"action", "separation", "sync"}
+PREPARES_DATA = {"ambient", "soundnet"}
 
 
 def _members(protocol) -> list[str]:
@@ -55,8 +56,20 @@ def test_warm_start_is_optional_and_typed(name):
     assert got == want[1:]
 
 
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_prepare_data_is_optional_and_typed(name):
+  module = tasks.get_task(name)
+  assert isinstance(module, tasks.PrepareDataTask) == (name in PREPARES_DATA)
+  if name in PREPARES_DATA:
+    want = list(
+        inspect.signature(tasks.PrepareDataTask.prepare_data).parameters
+    )
+    got = list(inspect.signature(module.prepare_data).parameters)
+    assert got == want[1:]
+
+
 def test_protocol_members_have_docstrings():
-  for protocol in (tasks.Task, tasks.WarmStartTask):
+  for protocol in (tasks.Task, tasks.WarmStartTask, tasks.PrepareDataTask):
     for member in _members(protocol):
       assert getattr(protocol, member).__doc__, member
 

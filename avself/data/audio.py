@@ -13,12 +13,14 @@ Kinds (`spectrogram_config(kind)` gives each one's presets):
             floored at -80 dB, so weights imported from OpenL3 see their input.
   'mel':    log(mel(|STFT|) + log_offset) with `num_mel_bins` triangular
             filters from 0 Hz to Nyquist (tf.signal.linear_to_mel_weight_matrix).
+  'waveform': no spectrogram: the raw mono waveform [..., N] itself (SoundNet
+            and other nets on raw audio), gain applied.
 """
 
 import ml_collections
 import tensorflow as tf
 
-KINDS = ("log", "openl3", "mel")
+KINDS = ("log", "openl3", "mel", "waveform")
 _OPENL3_AMIN = 1e-10
 _OPENL3_DYNAMIC_RANGE_DB = 80.0
 
@@ -188,6 +190,12 @@ def spectrogram(
     return log_spectrogram(waveform, log_offset=c.log_offset, **framing)
   if c.kind == "openl3":
     return openl3_spectrogram(waveform, **framing)
+  if c.kind == "waveform":
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    if gain is None:
+      return waveform
+    gain = tf.convert_to_tensor(gain, tf.float32)
+    return waveform * (gain[..., None] if gain.shape.rank else gain)
   if c.kind == "mel":
     return log_mel_spectrogram(
         waveform,
@@ -204,6 +212,8 @@ def spectrogram_shape(spec_config, num_samples: int) -> tuple[int, int]:
   c = spec_config
   if c.kind not in KINDS:
     raise ValueError(f"spectrogram kind must be one of {KINDS}, got {c.kind!r}")
+  if c.kind == "waveform":
+    raise ValueError("spectrogram kind 'waveform' has no (F, T) shape")
   length = num_samples + (2 * (c.frame_length // 2) if c.center else 0)
   if length < c.frame_length:
     raise ValueError(

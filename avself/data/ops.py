@@ -216,6 +216,9 @@ def spectrogram_batch(
   `gain` [B] scales each example's amplitude (applied to the STFT magnitude,
   which is the same as scaling the waveform).
   """
+  if spec_config.kind == "waveform":  # raw audio: [B, N, 1] (mono) or [B, N, C]
+    mixed = mono(waveform) if spec_config.mono else waveform
+    return mixed if gain is None else mixed * gain[:, None, None]
   if spec_config.mono:
     return audio.spectrogram(
         audio.to_mono(waveform), spec_config, sample_rate=sample_rate, gain=gain

@@ -27,6 +27,10 @@ n = samples of the clip, C = stored channels, (F, T) = spectrogram_shape):
             (each f32 [B,n,C]), class_label
   'clips'   audio, image (centre crop), label (class), video_index i32,
             window_start f32 seconds, mask i32 (0 on the last batch's padding)
+  'frame_targets'  image (the frame at the window's centre), audio, and
+            target f32 [B,steps,K]: the rows of `frame_targets.path` (a
+            `avself.data.targets` table) for the frames at the centres of
+            `steps` equal parts of the audio window (no labels)
 
 Time: frame i shows [i/fps, (i+1)/fps); audio sample j is at j/sample_rate,
 both from the record's start. Only the span both streams cover is used, and a
@@ -48,7 +52,7 @@ import tensorflow as tf
 
 from avself.data import audio, ops, reading, records, sampling
 
-MODES = ("avc", "pairs", "sync", "mixture", "clips")
+MODES = ("avc", "pairs", "sync", "mixture", "clips", "frame_targets")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -88,6 +92,9 @@ def default_data_config() -> ml_collections.ConfigDict:
           ),
           mixture=dict(num_frames=63, clip_seconds=4.2),
           clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
+          # 'frame_targets': a per-frame table (teacher posteriors, audio
+          # clusters; relative paths are under `path`) and the targets per window.
+          frame_targets=dict(path="", steps=1),
           cycle_length=16,  # shards read at once
           num_parallel_calls=-1,  # tf.data.AUTOTUNE
           prefetch=2,  # batches
@@ -180,7 +187,7 @@ def _finish(
   image = ops.finish_images(
       batch["image"], jitter["brightness"], jitter["saturation"]
   )
-  if mode in ("avc", "pairs", "clips"):
+  if mode in ("avc", "pairs", "clips", "frame_targets"):
     out = dict(
         image=image,
         audio=ops.spectrogram_batch(
@@ -192,6 +199,8 @@ def _finish(
     )
     if mode == "avc":
       return dict(out, label=batch["label"], class_label=batch["class_label"])
+    if mode == "frame_targets":
+      return dict(out, target=batch["target"])
     if mode == "pairs":
       return dict(
           out,
@@ -253,7 +262,12 @@ def _examples(videos, cfg, *, mode: str, seed: int):
       pairs=sampling.sample_frame_and_audio,
       sync=sampling.sample_sync,
       mixture=lambda v, c, k: sampling.sample_clip(v, c, k, c.mixture)[0],
-  )[mode]
+  ).get(mode)
+  if mode == "frame_targets":
+    from avself.data import targets  # pylint: disable=g-import-not-at-top
+
+    rows_of, _ = targets.lookup_fn(sampling.frame_targets_path(cfg))
+    sample = functools.partial(sampling.sample_frame_targets, rows_of=rows_of)
   ds = videos.map(
       lambda v: sample(v, cfg, k), num_parallel_calls=cfg.num_parallel_calls
   )

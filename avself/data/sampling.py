@@ -5,6 +5,8 @@ frame, crop, flip, jitter, gain, pairing, shift), so a clip's frames and its
 sound stay aligned.
 """
 
+import os
+
 import tensorflow as tf
 
 from avself.data import ops, reading
@@ -167,6 +169,43 @@ def sample_clip_windows(video, cfg) -> dict:
 
 
 # ### Pairing ################################################################
+
+
+def frame_targets_path(cfg) -> str:
+  """`frame_targets.path`, relative to the records folder unless absolute."""
+  path = cfg.frame_targets.path
+  if not path:
+    raise ValueError(
+        "mode 'frame_targets' needs data.frame_targets.path (a table made by "
+        "avself.data.teacher or avself.data.texture)"
+    )
+  return path if os.path.isabs(path) else os.path.join(cfg.path, path)
+
+
+def sample_frame_targets(video, cfg, k: int, rows_of) -> dict:
+  """K audio windows, each with its centre frame and the targets of `steps` frames in it."""
+  rand = ops.draw_random_state(video["seed"], k)
+  n = seconds_to_samples(cfg.audio_seconds, cfg)
+  starts = ops.uniform_int(
+      ops.random_field(rand, "window"), reading.usable_samples(video) - n + 1
+  )
+  steps = int(cfg.frame_targets.steps)
+  seconds = tf.cast(starts, tf.float64)[:, None] / _rate(video, "sample_rate")
+  parts = (tf.range(steps, dtype=tf.float64) + 0.5) * (
+      cfg.audio_seconds / steps
+  )
+  out = _shared_fields(video, k, rand)
+  out.update(
+      jpeg=tf.gather(
+          video["frames"],
+          _frame_at(video, seconds[:, 0] + cfg.audio_seconds / 2),
+      ),
+      waveform=_maybe_mono(
+          ops.slice_windows(video["waveform"], starts, n), cfg
+      ),
+      target=tf.gather(rows_of(video), _frame_at(video, seconds + parts)),
+  )  # target [K, steps, K_classes]
+  return out
 
 
 def pair_in_batch(batch: dict) -> dict:

@@ -13,7 +13,10 @@ def transfer_features(
   out = {}
   if "audio" in modalities:
     trunk = model.apply(variables, batch["audio"], method=model.embed_audio)
-    out["audio"] = l3.audio_transfer_features(trunk)
+    # A trunk that defines its own transfer features (SoundNet) gives them.
+    out["audio"] = trunk.get("transfer", None)
+    if out["audio"] is None:
+      out["audio"] = l3.audio_transfer_features(trunk)
   if "vision" in modalities:
     trunk = model.apply(variables, batch["image"], method=model.embed_vision)
     out["vision"] = l3.vision_transfer_features(trunk)

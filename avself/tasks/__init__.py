@@ -75,6 +75,22 @@ class WarmStartTask(Task, Protocol):
     ...
 
 
+@runtime_checkable
+class PrepareDataTask(Task, Protocol):
+  """A task whose targets are made once over the records (optional member)."""
+
+  def prepare_data(
+      self, config: ml_collections.ConfigDict, workdir: str
+  ) -> ml_collections.ConfigDict:
+    """The config to train with, after making what the task's data needs.
+
+    Called by the loop once the records exist, before the model is built:
+    e.g. SoundNet's teacher table, ambient sound's audio clusters (saved in
+    `workdir`). Returns `config`, or a copy that points at what it made.
+    """
+    ...
+
+
 def get_task(name: str):
   """The task module `avself.tasks.<name>` (import, not a registry dict)."""
   try:
