@@ -375,19 +375,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # compile a second time).
       compiled_step = step_fn.lower(state, batch, step_rng).compile()
       flops_per_step = (
-          model_flops(
-              functools.partial(
-                  train_step,
-                  task=task,
-                  model=model,
-                  tx=tx,
-                  skip_nonfinite=config.get("skip_nonfinite", False),
-              ),
-              state,
-              batch,
-              step_rng,
-          )
-          or 0.0
+          model_flops(step_fn.__wrapped__, state, batch, step_rng) or 0.0
       )
     state, metrics = compiled_step(state, batch, step_rng)
     step += 1

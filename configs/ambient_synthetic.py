@@ -13,6 +13,8 @@ to predict a frame's sound cluster, never its label:
 docs/soundnet_ambient.md has the numbers.
 """
 
+import os
+
 import ml_collections
 
 from avself import config_lib
@@ -24,7 +26,10 @@ VARIANTS = ()
 def get_config(arg=None):
   """Width 1/4 vision trunk, 48x48 frames, 30 sound clusters."""
   config_lib.variants(arg, VARIANTS)
-  l3 = _l3_synthetic()
+  # The demo's world, records and image sizes.
+  l3 = config_lib.load_file(
+      os.path.join(os.path.dirname(__file__), "l3_synthetic.py")
+  ).get_config()
   c = config_lib.base_config()
   c.task = "ambient"
   c.batch_size = 64
@@ -57,17 +62,3 @@ def get_config(arg=None):
   )
   c.evals = ml_collections.ConfigDict()
   return c
-
-
-def _l3_synthetic():
-  """configs/l3_synthetic.py (same world, records and image sizes)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-
-  path = os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "l3_synthetic.py"
-  )
-  spec = importlib.util.spec_from_file_location("l3_synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()

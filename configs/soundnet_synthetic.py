@@ -15,6 +15,8 @@ conv8's kernel of 8: pools (4, 4, 2) give conv8 one step, one teacher
 distribution (the frame at the window's centre). docs/soundnet_ambient.md.
 """
 
+import os
+
 import ml_collections
 
 from avself import config_lib
@@ -26,7 +28,10 @@ VARIANTS = ()
 def get_config(arg=None):
   """Width 1/2 SoundNet on 2 s windows at 16 kHz, the demo teacher's 10 classes."""
   config_lib.variants(arg, VARIANTS)
-  l3 = _l3_synthetic()
+  # The demo's world, records and image sizes.
+  l3 = config_lib.load_file(
+      os.path.join(os.path.dirname(__file__), "l3_synthetic.py")
+  ).get_config()
   c = config_lib.base_config()
   c.task = "soundnet"
   c.batch_size = 64
@@ -63,17 +68,3 @@ def get_config(arg=None):
   )
   c.evals = ml_collections.ConfigDict()
   return c
-
-
-def _l3_synthetic():
-  """configs/l3_synthetic.py (same world, records and image sizes)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-
-  path = os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "l3_synthetic.py"
-  )
-  spec = importlib.util.spec_from_file_location("l3_synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()

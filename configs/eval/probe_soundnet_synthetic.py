@@ -29,17 +29,16 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.data = ml_collections.ConfigDict(dict(path=config_dict.placeholder(str)))
   if chosen:
-    import importlib.util  # pylint: disable=g-import-not-at-top
     import os  # pylint: disable=g-import-not-at-top
 
     (name,) = chosen
-    path = os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), f"{name}.py"
+    c.evals = (
+        config_lib.load_file(
+            os.path.join(os.path.dirname(__file__), f"{name}.py")
+        )
+        .get_config()
+        .evals
     )
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c.evals = module.get_config().evals
     return c
   c.evals = ml_collections.ConfigDict()
   probe = dict(
