@@ -31,20 +31,28 @@ from avself import config_lib
 from avself import roofline
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file.", lock_config=True
-)
-flags.DEFINE_string(
-    "topology", None, "TPU slice, e.g. v5e:2x2, v5e:4x4, v4:2x2x2."
-)
-flags.DEFINE_string("output", None, "Also write the JSON report here.")
-flags.DEFINE_bool(
-    "search_batch",
-    True,
-    "When the step does not fit, compile smaller batches to find the "
-    "largest batch per chip that does.",
-)
-flags.mark_flags_as_required(["config", "topology"])
+
+
+def _define_flags() -> None:
+  """The command's flags, on absl's global FLAGS only when run as a command.
+
+  (Importing this module, as the tests do, must not claim --config, which
+  avself.main and avself.evaluate define too.)
+  """
+  config_flags.DEFINE_config_file(
+      "config", None, "Experiment config file.", lock_config=True
+  )
+  flags.DEFINE_string(
+      "topology", None, "TPU slice, e.g. v5e:2x2, v5e:4x4, v4:2x2x2."
+  )
+  flags.DEFINE_string("output", None, "Also write the JSON report here.")
+  flags.DEFINE_bool(
+      "search_batch",
+      True,
+      "When the step does not fit, compile smaller batches to find the "
+      "largest batch per chip that does.",
+  )
+  flags.mark_flags_as_required(["config", "topology"])
 
 
 class DoesNotFitError(RuntimeError):
@@ -283,6 +291,7 @@ def _entry():
         quiet_libtpu(arg.split("=", 1)[1])
       except ValueError as e:
         sys.exit(f"avself.compile: {e}")
+  _define_flags()
   app.run(main)
 
 
