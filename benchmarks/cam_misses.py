@@ -1,8 +1,9 @@
 r"""Where a sync net's CAM misses on the synthetic world: by time to a burst, offset, lag.
 
 The localization evaluator gives one number, pointing accuracy. This script
-breaks it down for a `:cam` checkpoint on one split of the world it trained
-on (the evaluator's heat: `localize.video_heatmap`, sliding clips):
+breaks it down for a CAM-net checkpoint (configs/multisensory_cam_synthetic.py)
+on one split of the world it trained on (the evaluator's heat:
+`localize.video_heatmap`, sliding clips):
 
 - pointing by the time from the frame to the sounding object's nearest burst
   (its sound is a hum plus a short burst at each bounce, so between bursts
