@@ -1,8 +1,9 @@
 r"""Where a sync net's CAM misses on the synthetic world: by time to a burst, offset, lag.
 
 The localization evaluator gives one number, pointing accuracy. This script
-breaks it down for a `:cam` checkpoint on one split of the world it trained
-on (the evaluator's heat: `localize.video_heatmap`, sliding clips):
+breaks it down for a CAM-net checkpoint (configs/multisensory_cam_synthetic.py)
+on one split of the world it trained on (the evaluator's heat:
+`localize.video_heatmap`, sliding clips):
 
 - pointing by the time from the frame to the sounding object's nearest burst
   (its sound is a hum plus a short burst at each bounce, so between bursts
@@ -24,12 +25,13 @@ at 112 px on 2 CPU cores (2 min with --flip). docs/multisensory.md has the
 measured numbers.
 """
 
-import argparse
 import json
 import time
 
+from absl import flags
 import numpy as np
 
+from avself import cli_flags
 from avself import localize
 from avself import sharding
 from avself import state as state_lib
@@ -142,17 +144,24 @@ def analyse(videos, rows, heats, fps: float) -> dict:
   }
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir", None, "a sync run with a localization eval", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "step", None, "checkpoint step (default: the last)", flag_values=FLAGS
+)
+flags.DEFINE_string("split", "test", "the world's split", flag_values=FLAGS)
+flags.DEFINE_integer("num_videos", 24, "videos to score", flag_values=FLAGS)
+flags.DEFINE_bool(
+    "flip", False, "average in the mirrored video's maps", flag_values=FLAGS
+)
+flags.DEFINE_string("output", "", "also write the JSON here", flag_values=FLAGS)
+flags.mark_flag_as_required("workdir", flag_values=FLAGS)
+
+
 def main(argv=None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument(
-      "--workdir", required=True, help="a sync run with a localization eval"
-  )
-  parser.add_argument("--step", type=int, default=None)
-  parser.add_argument("--split", default="test")
-  parser.add_argument("--num_videos", type=int, default=24)
-  parser.add_argument("--flip", action="store_true")
-  parser.add_argument("--output", default="")
-  args = parser.parse_args(argv)
+  args = cli_flags.parse(FLAGS, argv, __doc__, "cam_misses.py")
   mesh = sharding.make_mesh()
   config, _, model, state = state_lib.restore(
       args.workdir, args.step, mesh=mesh

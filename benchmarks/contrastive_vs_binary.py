@@ -23,13 +23,15 @@ Checkpoints are kept at every evaluation, so `python -m avself.evaluate
 --workdir=WORKDIR/METHOD --step=N` can score any point of the curves later.
 """
 
-import argparse
 import json
 import os
 import sys
 import time
 
+from absl import flags
 import ml_collections
+
+from avself import cli_flags
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = {
@@ -181,29 +183,40 @@ def _random(tag: str) -> str:
   return f"{head}/random_init_{metric}"
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("workdir", None, "one folder per method", flag_values=FLAGS)
+flags.DEFINE_string(
+    "methods", "binary,infonce", "comma-separated methods", flag_values=FLAGS
+)
+flags.DEFINE_enum(
+    "size", "tiny", ("tiny", "demo"), "model and world size", flag_values=FLAGS
+)
+flags.DEFINE_integer("steps", 600, "training steps", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "eval_every", 100, "steps between evals", flag_values=FLAGS
+)
+flags.DEFINE_integer("batch_size", 32, "examples per batch", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "training seed", flag_values=FLAGS)
+flags.DEFINE_string(
+    "cache_dir",
+    "",
+    "synthetic world cache ('' = ~/.cache/avself)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "linear_probe",
+    False,
+    "also run evaluators/linear_probe.py (audio, vision) at every eval",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "report_only", False, "re-read finished runs", flag_values=FLAGS
+)
+flags.mark_flag_as_required("workdir", flag_values=FLAGS)
+
+
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--workdir", required=True)
-  p.add_argument("--methods", default="binary,infonce")
-  p.add_argument("--size", choices=("tiny", "demo"), default="tiny")
-  p.add_argument("--steps", type=int, default=600)
-  p.add_argument("--eval_every", type=int, default=100)
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument(
-      "--cache_dir",
-      default="",
-      help="synthetic world cache ('' = ~/.cache/avself)",
-  )
-  p.add_argument(
-      "--linear_probe",
-      action="store_true",
-      help="also run evaluators/linear_probe.py (audio, vision) at every eval",
-  )
-  p.add_argument(
-      "--report_only", action="store_true", help="re-read finished runs"
-  )
-  args = p.parse_args(argv)
+  args = cli_flags.parse(FLAGS, argv, __doc__, "contrastive_vs_binary.py")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   tf.config.set_visible_devices([], "GPU")
@@ -223,7 +236,7 @@ def main(argv=None):
       )
     curves[method] = scalars(workdir)
   summary = report(curves, methods, args.steps)
-  summary.update(args=vars(args), seconds=seconds)
+  summary.update(args=args.flag_values_dict(), seconds=seconds)
   with open(os.path.join(args.workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, sort_keys=True)
   return 0

@@ -12,7 +12,6 @@ avself.data.synthetic import, also prints the prep tool's rate in
 video-seconds/s on ~20 synthetic clips.
 """
 
-import argparse
 import os
 import tempfile
 import time
@@ -20,9 +19,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from avself import cli_flags  # noqa: E402
 from avself.data import pipeline, records  # noqa: E402
 
 _HEIGHT, _WIDTH, _SAMPLE_RATE, _SECONDS = 256, 340, 48000, 10.0
@@ -148,24 +149,34 @@ def measure_prepare(num_clips: int = 20) -> None:
   )
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-      "--workdir", default=os.path.join(tempfile.gettempdir(), "avself_bench")
-  )
-  parser.add_argument("--num_videos", type=int, default=200)
-  parser.add_argument("--fps", type=float, default=10.0)
-  parser.add_argument("--batch_size", type=int, default=64)
-  parser.add_argument("--batches", type=int, default=60)
-  parser.add_argument("--warmup", type=int, default=20)
-  parser.add_argument(
-      "--samples_per_video", default="8", help="comma-separated values to try"
-  )
-  parser.add_argument(
-      "--cache", action="store_true", help="cache parsed records in memory"
-  )
-  parser.add_argument("--skip_prepare", action="store_true")
-  args = parser.parse_args()
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir",
+    os.path.join(tempfile.gettempdir(), "avself_bench"),
+    "where the records are written (kept for the next run)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer("num_videos", 200, "videos to write", flag_values=FLAGS)
+flags.DEFINE_float("fps", 10.0, "frame rate of the records", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 64, "examples per batch", flag_values=FLAGS)
+flags.DEFINE_integer("batches", 60, "timed batches", flag_values=FLAGS)
+flags.DEFINE_integer("warmup", 20, "untimed batches first", flag_values=FLAGS)
+flags.DEFINE_string(
+    "samples_per_video",
+    "8",
+    "comma-separated values to try",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "cache", False, "cache parsed records in memory", flag_values=FLAGS
+)
+flags.DEFINE_bool(
+    "skip_prepare", False, "skip the prepare benchmark", flag_values=FLAGS
+)
+
+
+def main(argv=None):
+  args = cli_flags.parse(FLAGS, argv, __doc__, "input_pipeline.py")
   tf.config.set_visible_devices([], "GPU")
 
   directory = os.path.join(args.workdir, f"fps{args.fps:g}-n{args.num_videos}")

@@ -7,13 +7,15 @@ what that CPU cost would allow on `workers` free cores: on a shared machine
 the wall rate only shows the cores that were free.
 """
 
-import argparse
 import dataclasses
 import os
 import resource
 import tempfile
 import time
 
+from absl import flags
+
+from avself import cli_flags
 from avself.data import media
 from avself.data.synthetic import cache as synthetic_cache
 from avself.data.synthetic import clip as synthetic_clip
@@ -49,16 +51,20 @@ def _stage_seconds(options, clips=4):
   return render / clips, encode / clips
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--num_videos", type=int, default=40)
-  parser.add_argument("--workers", type=int, default=os.cpu_count())
-  parser.add_argument("--size", type=int, default=128)
-  parser.add_argument("--duration", type=float, default=6.0)
-  parser.add_argument("--fps", type=int, default=15)
-  parser.add_argument("--sample_rate", type=int, default=48000)
-  parser.add_argument("--no_stems", action="store_true")
-  args = parser.parse_args()
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("num_videos", 40, "clips to write", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "workers", os.cpu_count(), "processes that write clips", flag_values=FLAGS
+)
+flags.DEFINE_integer("size", 128, "frame size in pixels", flag_values=FLAGS)
+flags.DEFINE_float("duration", 6.0, "clip seconds", flag_values=FLAGS)
+flags.DEFINE_integer("fps", 15, "frames per second", flag_values=FLAGS)
+flags.DEFINE_integer("sample_rate", 48000, "audio Hz", flag_values=FLAGS)
+flags.DEFINE_bool("no_stems", False, "skip stems/*.npz", flag_values=FLAGS)
+
+
+def main(argv=None):
+  args = cli_flags.parse(FLAGS, argv, __doc__, "synthetic_world.py")
   options = synthetic_options.as_options(
       size=args.size,
       duration=args.duration,

@@ -13,13 +13,16 @@ best float32 (or --dtype) GEMM rate measured in the same process, so the
 ratio is a hardware-relative utilisation (MFU-like) figure.
 """
 
-import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+
+from absl import flags
+
+from avself import cli_flags
 
 
 def matmul_peak(dtype: str, n: int = 2048, reps: int = 10) -> float:
@@ -126,14 +129,25 @@ def run_one(batch_size: int, steps: int, dtype: str, width: float) -> dict:
   }
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch_sizes", default="16,64")
-  parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--dtype", default="float32")
-  parser.add_argument("--width", type=float, default=1.0)
-  parser.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
-  args = parser.parse_args()
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "batch_sizes", "16,64", "comma-separated batch sizes", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "steps", 5, "timed steps per batch size", flag_values=FLAGS
+)
+flags.DEFINE_string("dtype", "float32", "compute dtype", flag_values=FLAGS)
+flags.DEFINE_float("width", 1.0, "L3 width multiplier", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "one",
+    0,
+    "internal: measure this one batch size in this process",
+    flag_values=FLAGS,
+)
+
+
+def main(argv=None):
+  args = cli_flags.parse(FLAGS, argv, __doc__, "train_throughput.py")
   if args.one:
     print(
         "RESULT "

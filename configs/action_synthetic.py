@@ -10,16 +10,16 @@ same network from scratch for the same number of steps:
 
   python -m avself.main --config=configs/multisensory_synthetic.py \
       --workdir=/tmp/multisensory_synthetic
-  python -m avself.main --config=configs/multisensory_synthetic.py:cam \
+  python -m avself.main --config=configs/multisensory_cam_synthetic.py \
       --workdir=/tmp/multisensory_synthetic_cam
-  python -m avself.main --config=configs/multisensory_synthetic.py:motion \
+  python -m avself.main --config=configs/multisensory_motion_synthetic.py \
       --workdir=/tmp/multisensory_synthetic_motion
   python -m avself.main --config=configs/action_synthetic.py \
       --config.init_from=/tmp/multisensory_synthetic_motion --workdir=/tmp/action_finetune
   python -m avself.main --config=configs/action_synthetic.py:scratch \
       --workdir=/tmp/action_scratch
 
-The `:motion` sync run goes on training the CAM net on 400 unlabelled videos of
+The motion sync run goes on training the CAM net on 400 unlabelled videos of
 another motion world (seed 1), at 56 px. docs/multisensory.md has the numbers
 over three seeds on two machines: level with scratch, a point ahead on average
 at step 600, ahead in 3 runs of 6. With two silent look-alikes beside the
@@ -36,7 +36,7 @@ Variants (`--config=configs/action_synthetic.py:VARIANT`, comma-separated):
             rate: the setting of the earlier table, where scratch wins.
   noflash   a world whose bounces do not flash (`flash=0`): a bounce is seen
             only as a turn, for sync as in real video. Fine-tuned from
-            `multisensory_synthetic.py:motion,noflash`
+            `multisensory_motion_synthetic.py:noflash`
             (/tmp/multisensory_synthetic_motion_noflash).
   runlocal  a few steps, to check that everything runs.
 """
@@ -48,12 +48,12 @@ import ml_collections
 from avself import config_lib
 
 
-def _sync_config_module():
-  """configs/multisensory_synthetic.py, the pre-training this fine-tunes."""
+def _cam_config_module():
+  """configs/multisensory_cam_synthetic.py, the net the pre-training trains."""
   return config_lib.load_file(
       os.path.join(
           os.path.dirname(os.path.abspath(__file__)),
-          "multisensory_synthetic.py",
+          "multisensory_cam_synthetic.py",
       )
   )
 
@@ -65,7 +65,7 @@ VARIANTS = ("scratch", "look", "noflash", "runlocal")
 def get_config(arg=None):
   """ActionClassifier with the CAM net's width, strides and stages, on the motion world."""
   variants = config_lib.variants(arg, VARIANTS)
-  sync = _sync_config_module().get_config("cam")
+  sync = _cam_config_module().get_config()
   c = config_lib.base_config()
   c.task = "action"
   c.init_from = "/tmp/multisensory_synthetic_motion"

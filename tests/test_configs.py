@@ -17,12 +17,7 @@ CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
 
 # Each config, each of its variants, and the combinations the docs use.
 COMBINED = {
-    "multisensory_synthetic.py": [
-        "motion,noflash",
-        "motion,runlocal",
-        "motion,noflash,runlocal",
-        "cam,runlocal",
-    ],
+    "multisensory_motion_synthetic.py": ["noflash,runlocal"],
     "action_synthetic.py": [
         "noflash,scratch",
         "noflash,runlocal",
@@ -76,10 +71,13 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
   action = config_lib.load_file(
       os.path.join(REPO, "configs", "action_synthetic.py")
   )
-  sync = config_lib.load_file(
-      os.path.join(REPO, "configs", "multisensory_synthetic.py")
+  motion = config_lib.load_file(
+      os.path.join(REPO, "configs", "multisensory_motion_synthetic.py")
   )
-  fine, pre = action.get_config(), sync.get_config("motion")
+  cam = config_lib.load_file(
+      os.path.join(REPO, "configs", "multisensory_cam_synthetic.py")
+  )
+  fine, pre = action.get_config(), motion.get_config()
   assert fine.init_from == "/tmp/multisensory_synthetic_motion"
   assert action.get_config("scratch").init_from == ""
   for key in ("width", "conv4_strides", "stage_kernel", "conv5_stride"):
@@ -94,7 +92,7 @@ def test_action_synthetic_fine_tunes_the_motion_sync_run():
   look = action.get_config("look")
   assert look.data.synthetic.class_cue == "look"  # the sync world, same cache
   assert synthetic_records._key(look.data) == synthetic_records._key(
-      _with_shorter_side(sync.get_config("cam").data, 64)
+      _with_shorter_side(cam.get_config().data, 64)
   )
 
 
@@ -102,10 +100,10 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
   action = config_lib.load_file(
       os.path.join(REPO, "configs", "action_synthetic.py")
   )
-  sync = config_lib.load_file(
-      os.path.join(REPO, "configs", "multisensory_synthetic.py")
+  motion = config_lib.load_file(
+      os.path.join(REPO, "configs", "multisensory_motion_synthetic.py")
   )
-  fine, pre = action.get_config("noflash"), sync.get_config("motion,noflash")
+  fine, pre = action.get_config("noflash"), motion.get_config("noflash")
   assert fine.init_from == "/tmp/multisensory_synthetic_motion_noflash"
   assert action.get_config("noflash,scratch").init_from == ""
   assert fine.data.synthetic.flash == pre.data.synthetic.flash == 0.0
@@ -116,13 +114,13 @@ def test_action_synthetic_noflash_fine_tunes_the_noflash_sync_run():
 
 
 def test_multisensory_voice_chain_and_cache_keys():
-  sync = config_lib.load_file(
-      os.path.join(REPO, "configs", "multisensory_synthetic.py")
-  )
   voice, cam, plain = (
-      sync.get_config("voice"),
-      sync.get_config("cam"),
-      sync.get_config(),
+      config_lib.load_file(os.path.join(REPO, "configs", name)).get_config()
+      for name in (
+          "multisensory_voice_synthetic.py",
+          "multisensory_cam_synthetic.py",
+          "multisensory_synthetic.py",
+      )
   )
   assert voice.data.synthetic.voice == 0.5 and cam.data.synthetic.voice == 0.0
   # The CAM net, from the plain sync run, on the speaking world.
@@ -138,7 +136,6 @@ def test_multisensory_voice_chain_and_cache_keys():
   }
   assert voice.data.image_size == 112 and voice.evals.localization.flip
   assert voice.total_steps == 1000 and cam.total_steps == 600
-  assert sync.get_config("cam,voice").to_dict() == voice.to_dict()
   assert synthetic_records._key(voice.data) != synthetic_records._key(cam.data)
   # voice=0 is keyed as if the field did not exist: caches made before it stay.
   older = plain.data.copy_and_resolve_references()

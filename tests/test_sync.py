@@ -302,8 +302,9 @@ def test_sync_warm_start_takes_every_variable_and_centre_taps(
     tmp_path, stage_kernel
 ):
   """A sync net with larger frames, no conv4 stride and narrower stages starts from a run
-  (the CAM nets: `:cam`, `:voice`): equal shapes are copied, narrower stage kernels take
-  the run's centre taps."""
+  (the CAM nets: configs/multisensory_cam_synthetic.py and
+  multisensory_voice_synthetic.py): equal shapes are copied, narrower stage
+  kernels take the run's centre taps."""
   workdir = str(tmp_path / "sync")
   source = save_checkpoint(workdir)
   config = tiny_sync_config()

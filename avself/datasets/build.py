@@ -1,4 +1,4 @@
-"""Builds a probe dataset from its download: `python -m avself.datasets.build`.
+r"""Builds a probe dataset from its download: `python -m avself.datasets.build`.
 
     python -m avself.datasets.build --name=esc50 \
         --manual_dir=/data/downloads/esc50 --data_dir=/data/tfds
@@ -9,10 +9,36 @@
 to try the whole path without the real data.
 """
 
-import argparse
 import json
 import sys
 from typing import Optional, Sequence
+
+from absl import flags
+
+from avself import cli_flags
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "name",
+    None,
+    "esc50, dcase2013_scenes, kinetics_sounds[/fps8|/fps1]",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "manual_dir",
+    None,
+    "the download (see docs/datasets.md)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "data_dir", None, "where TFDS writes the built dataset", flag_values=FLAGS
+)
+flags.DEFINE_bool(
+    "fake", False, "write a fake download first", flag_values=FLAGS
+)
+flags.mark_flags_as_required(
+    ["name", "manual_dir", "data_dir"], flag_values=FLAGS
+)
 
 _FAKES = {  # name -> fixture writer arguments small enough for a laptop
     "esc50": (
@@ -30,29 +56,9 @@ _FAKES = {  # name -> fixture writer arguments small enough for a laptop
 }
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-  """Command-line flags."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-      "--name",
-      required=True,
-      help="esc50, dcase2013_scenes, kinetics_sounds[/fps8|/fps1]",
-  )
-  parser.add_argument(
-      "--manual_dir", required=True, help="the download (see docs/datasets.md)"
-  )
-  parser.add_argument(
-      "--data_dir", required=True, help="where TFDS writes the built dataset"
-  )
-  parser.add_argument(
-      "--fake", action="store_true", help="write a fake download first"
-  )
-  return parser.parse_args(argv)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   """Builds the dataset and prints (and returns) its split sizes and skip counts."""
-  args = parse_args(argv)
+  args = cli_flags.parse(FLAGS, argv, __doc__, "avself.datasets.build")
   from avself import datasets  # pylint: disable=g-import-not-at-top  (TF import is slow)
   from avself.datasets import fixtures  # pylint: disable=g-import-not-at-top
 

@@ -198,8 +198,8 @@ def warm_start(config, params, model_state):
   (no-op when it is empty).
 
   The convs hold no frame size and no stride, so a sync net trained on small
-  frames starts a CAM net with larger frames and fewer strides (the `:cam`
-  variant of configs/multisensory_synthetic.py); where this net's stages have
+  frames starts a CAM net with larger frames and fewer strides
+  (configs/multisensory_cam_synthetic.py); where this net's stages have
   smaller kernels, they take the centre taps of the run's.
   """
   workdir = config.get("init_from") or ""

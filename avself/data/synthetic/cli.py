@@ -3,31 +3,48 @@
 Command line: python -m avself.data.synthetic --output=DIR ...
 """
 
-import argparse
 import dataclasses
 import os
 
+from absl import flags
+
+from avself import cli_flags
 from avself.data.synthetic import cache as cache_lib
 from avself.data.synthetic import options as options_lib
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("output", None, "the world's folder", flag_values=FLAGS)
+flags.DEFINE_integer("num_videos", None, "clips to write", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "the world's seed", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "workers", os.cpu_count(), "processes that write clips", flag_values=FLAGS
+)
+flags.DEFINE_bool(
+    "no_stems",
+    False,
+    "skip stems/*.npz (~1.2 MB per source per clip)",
+    flag_values=FLAGS,
+)
+flags.mark_flags_as_required(["output", "num_videos"], flag_values=FLAGS)
+_DEFINE = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+}
+for _field in dataclasses.fields(options_lib.WorldOptions):
+  _default = getattr(options_lib.WorldOptions(), _field.name)
+  _DEFINE[type(_default)](
+      _field.name,
+      _default,
+      "WorldOptions." + _field.name,
+      flag_values=FLAGS,
+  )
 
 
 def main(argv=None):
   """Command line: python -m avself.data.synthetic --output=DIR ..."""
-  defaults = options_lib.WorldOptions()
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--output", required=True)
-  parser.add_argument("--num_videos", type=int, required=True)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--workers", type=int, default=os.cpu_count())
-  parser.add_argument(
-      "--no_stems",
-      action="store_true",
-      help="skip stems/*.npz (~1.2 MB per source per clip)",
-  )
-  for field in dataclasses.fields(options_lib.WorldOptions):
-    default = getattr(defaults, field.name)
-    parser.add_argument(f"--{field.name}", type=type(default), default=default)
-  args = parser.parse_args(argv)
+  args = cli_flags.parse(FLAGS, argv, __doc__, "avself.data.synthetic")
   options = {
       f.name: getattr(args, f.name)
       for f in dataclasses.fields(options_lib.WorldOptions)
