@@ -36,6 +36,7 @@ from avself import file_inputs
 from avself import pictures
 from avself import sharding
 from avself.data import media as media_lib
+from avself.data import media_encode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,7 +401,9 @@ def localize_file(
     pictures.save_png(image, os.path.join(folder, f"frame_{i:04d}.png"))
   movie = os.path.join(output, f"{stem}_cam.mp4")
   samples = int(round(len(shown) / spec.fps * spec.sample_rate))
-  media_lib.write_mp4(movie, shown, audio[:samples], spec.fps, spec.sample_rate)
+  media_encode.write_mp4(
+      movie, shown, audio[:samples], spec.fps, spec.sample_rate
+  )
   return {
       "file": path,
       "frames": len(shown),

@@ -36,6 +36,7 @@ from avself import localize
 from avself import pictures
 from avself import sharding
 from avself.data import media as media_lib
+from avself.data import media_encode
 from avself.evaluators import separation as separation_eval
 
 
@@ -201,7 +202,7 @@ def separate_file(
   }
   shown = pictures.upscale(frames, max(1, -(-256 // spec.image_size)))
   files["mp4"] = os.path.join(output, "on_screen.mp4")
-  media_lib.write_mp4(files["mp4"], shown, on, spec.fps, spec.sample_rate)
+  media_encode.write_mp4(files["mp4"], shown, on, spec.fps, spec.sample_rate)
   summary = {
       "file": path,
       "windows": len(starts),

@@ -16,7 +16,7 @@ import time
 from absl import flags
 
 from avself import cli_flags
-from avself.data import media
+from avself.data import media_encode
 from avself.data.synthetic import cache as synthetic_cache
 from avself.data.synthetic import clip as synthetic_clip
 from avself.data.synthetic import options as synthetic_options
@@ -39,7 +39,7 @@ def _stage_seconds(options, clips=4):
       start = time.perf_counter()
       frames, audio, _, _ = synthetic_clip.render_clip(index, 0, options)
       middle = time.perf_counter()
-      media.write_mp4(
+      media_encode.write_mp4(
           os.path.join(out, "clip.mp4"),
           frames,
           audio,

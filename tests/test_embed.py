@@ -38,7 +38,7 @@ def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(
     tmp_path, loaded
 ):
   regression = _regression_module()
-  from avself.data import media  # pylint: disable=g-import-not-at-top
+  from avself.data import media_encode  # pylint: disable=g-import-not-at-top
   from avself.data.synthetic import clip as synthetic_clip  # pylint: disable=g-import-not-at-top
   from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
@@ -48,7 +48,7 @@ def test_embed_cli_writes_shapes_and_timestamps_for_mp4_and_wav(
   )
   frames, audio, _, _ = synthetic_clip.render_clip(1, 0, options)
   video = str(tmp_path / "movie.mp4")
-  media.write_mp4(video, frames, audio, 10, 16000)
+  media_encode.write_mp4(video, frames, audio, 10, 16000)
   wav = files.write_int16(
       str(tmp_path / "sound.wav"),
       16000,

@@ -13,6 +13,8 @@ import tensorflow as tf
 
 from avself.data import media
 from avself.data import prepare
+from avself.data import prepare_plan
+from avself.data import prepare_workers
 from avself.data import records
 import media_fixtures as mf
 
@@ -110,7 +112,7 @@ def prepared(dataset, tmp_path_factory):
 
 def test_manifest_counts_skips_and_summary(prepared):
   out, manifest = prepared
-  partial_split = prepare.hash_split("partial.mkv", 0.1)
+  partial_split = prepare_plan.hash_split("partial.mkv", 0.1)
   train_names = {n for n, v in GOOD.items() if v[2] == "train"}
   expected_train = len(train_names) + (partial_split == "train")
   assert manifest["splits"]["train"]["num_videos"] == expected_train
@@ -173,7 +175,7 @@ def test_records_parse_back(prepared):
   assert {n: s for n, s in seen.items() if n in GOOD} == {
       n: v[2] for n, v in GOOD.items()
   }
-  assert seen["partial.mkv"] == prepare.hash_split("partial.mkv", 0.1)
+  assert seen["partial.mkv"] == prepare_plan.hash_split("partial.mkv", 0.1)
 
 
 def test_resume_skips_complete_shards_and_rebuilds_deleted(
@@ -191,9 +193,9 @@ def test_resume_skips_complete_shards_and_rebuilds_deleted(
   mtimes = {p: os.stat(p).st_mtime_ns for p in shards}
 
   decoded = []
-  real = prepare.prepare_video
+  real = prepare_workers.prepare_video
   monkeypatch.setattr(
-      prepare,
+      prepare_workers,
       "prepare_video",
       lambda path, *a: decoded.append(path) or real(path, *a),
   )
@@ -213,7 +215,9 @@ def test_resume_skips_complete_shards_and_rebuilds_deleted(
   assert third["splits"] == first["splits"]
   assert len(read_split(out, "train")) == 3
 
-  with pytest.raises(prepare.PrepareError, match=r"fps=8\.0 \(now 10\.0\)"):
+  with pytest.raises(
+      prepare_plan.PrepareError, match=r"fps=8\.0 \(now 10\.0\)"
+  ):
     prepare.prepare(
         videos, out, workers=1, progress=False, **dict(options, fps=10)
     )
@@ -304,11 +308,13 @@ def test_clip_seconds_splits_with_timestamps(tmp_path):
 
 def test_hash_split_is_deterministic_and_stable():
   names = [f"clip_{i:05d}.mp4" for i in range(2000)]
-  splits = [prepare.hash_split(n, 0.1) for n in names]
+  splits = [prepare_plan.hash_split(n, 0.1) for n in names]
   assert 0.08 < splits.count("test") / len(names) < 0.12
-  assert splits == [prepare.hash_split(n, 0.1) for n in reversed(names)][::-1]
-  assert prepare.hash_split("some/dir/clip_00007.mp4", 0.1) == splits[7]
-  assert set(prepare.hash_split(n, 0.0) for n in names) == {"train"}
+  assert (
+      splits == [prepare_plan.hash_split(n, 0.1) for n in reversed(names)][::-1]
+  )
+  assert prepare_plan.hash_split("some/dir/clip_00007.mp4", 0.1) == splits[7]
+  assert set(prepare_plan.hash_split(n, 0.0) for n in names) == {"train"}
 
 
 def test_label_matching_and_splits(tmp_path):
@@ -329,13 +335,13 @@ def test_label_matching_and_splits(tmp_path):
       "file,label\nvideos/clip_00012.mp4,b\nclip_00013.mp4,a\nsub/clip_00014.mp4,c\n"
       f"{files[3]},a\nvideos/gone.mp4,a\n"
   )
-  videos, skipped, names = prepare.plan_videos(
+  videos, skipped, names = prepare_plan.plan_videos(
       files, str(root / "videos"), str(csv_path), 0.1
   )
   assert names == ["a", "b", "c"]
   got = {v.name: (v.label_index, v.label_text, v.split) for v in videos}
   assert got == {
-      n: (i, t, prepare.hash_split(n, 0.1))
+      n: (i, t, prepare_plan.hash_split(n, 0.1))
       for n, i, t in [
           ("clip_00012.mp4", 1, "b"),
           ("clip_00013.mp4", 0, "a"),
@@ -351,15 +357,15 @@ def test_label_matching_and_splits(tmp_path):
   csv_path.write_text(
       "File,Label,Split\nclip_00012.mp4,x,val\nclip_00013.mp4,y,\n"
   )
-  videos, _, _ = prepare.plan_videos(
+  videos, _, _ = prepare_plan.plan_videos(
       files[:2], str(root / "videos"), str(csv_path), 0.5
   )
   assert [v.split for v in videos] == [
       "val",
-      prepare.hash_split("clip_00013.mp4", 0.5),
+      prepare_plan.hash_split("clip_00013.mp4", 0.5),
   ]
 
-  videos, skipped, names = prepare.plan_videos(
+  videos, skipped, names = prepare_plan.plan_videos(
       files, str(root / "videos"), None, 0.0
   )
   assert (
@@ -370,11 +376,14 @@ def test_label_matching_and_splits(tmp_path):
 
 def test_shard_counts_are_proportional():
   videos = (
-      [prepare.Video(f"/v/t{i:03d}", f"t{i:03d}", "train") for i in range(100)]
-      + [prepare.Video(f"/v/e{i}", f"e{i}", "test") for i in range(30)]
-      + [prepare.Video("/v/x", "x", "val")]
+      [
+          prepare_plan.Video(f"/v/t{i:03d}", f"t{i:03d}", "train")
+          for i in range(100)
+      ]
+      + [prepare_plan.Video(f"/v/e{i}", f"e{i}", "test") for i in range(30)]
+      + [prepare_plan.Video("/v/x", "x", "val")]
   )
-  shards = prepare.plan_shards(videos, 8)
+  shards = prepare_plan.plan_shards(videos, 8)
   counts = {}
   for s in shards:
     counts[s.split] = s.count
@@ -388,7 +397,9 @@ def test_nothing_usable_fails_with_reasons(tmp_path):
   mf.write_garbage(str(tmp_path / "bad.mp4"))
   mf.write_empty(str(tmp_path / "empty.mkv"))
   out = str(tmp_path / "out")
-  with pytest.raises(prepare.PrepareError, match="no usable videos.*skipped 2"):
+  with pytest.raises(
+      prepare_plan.PrepareError, match="no usable videos.*skipped 2"
+  ):
     prepare.prepare(str(tmp_path), out, workers=1, progress=False)
   reasons = {
       s["file"]: s["reason"] for s in records.load_manifest(out)["skipped"]
@@ -436,7 +447,7 @@ def test_cli_prepares_with_spawned_workers(dataset, tmp_path):
 
 def test_worker_crash_is_isolated_and_reported():
   results = list(
-      prepare.ordered_map(
+      prepare_workers.ordered_map(
           mf.double_or_die,
           [1, 2, -1, 3],
           workers=2,
@@ -528,3 +539,24 @@ def test_runs_sharing_a_synthetic_cache_build_it_one_at_a_time(
     t.join()
   assert not errors and results == [tiny_records] * 2
   assert not [n for n in os.listdir(tiny_records) if n.endswith(".tmp")]
+
+
+def test_worker_side_modules_do_not_import_tensorflow():
+  """Spawned workers import these; TensorFlow would cost each one seconds."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = (
+      "import sys\n"
+      "from avself.data import prepare, prepare_plan, prepare_workers\n"
+      "print(sorted(m for m in sys.modules if m.startswith('tensorflow')"
+      " or m == 'avself.data.records'))\n"
+  )
+  proc = subprocess.run(
+      [sys.executable, "-c", code],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=120,
+      env=dict(os.environ, PYTHONPATH=repo),
+  )
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[]"

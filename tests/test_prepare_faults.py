@@ -12,6 +12,7 @@ import pytest
 
 from avself.data import media
 from avself.data import prepare
+from avself.data import prepare_plan
 from avself.data import records
 import media_fixtures as mf
 
@@ -91,7 +92,7 @@ def test_a_file_listed_twice_with_different_labels_is_refused(tmp_path):
   mf.write_video(str(tmp_path / "a.mp4"), 1.2, size=(32, 24))
   csv = tmp_path / "labels.csv"
   csv.write_text("file,label\na.mp4,cat\nb.mp4,dog\na.mp4,dog\n")
-  with pytest.raises(prepare.PrepareError, match="a.mp4 is listed twice"):
+  with pytest.raises(prepare_plan.PrepareError, match="a.mp4 is listed twice"):
     prepare.prepare(
         str(tmp_path), str(tmp_path / "out"), str(csv), workers=1, **FAST
     )
@@ -111,7 +112,7 @@ def test_a_file_listed_twice_with_different_labels_is_refused(tmp_path):
 def test_a_failed_prepare_leaves_no_empty_shards(tmp_path):
   mf.write_garbage(str(tmp_path / "bad.mp4"))
   out = tmp_path / "out"
-  with pytest.raises(prepare.PrepareError, match="no usable videos"):
+  with pytest.raises(prepare_plan.PrepareError, match="no usable videos"):
     prepare.prepare(str(tmp_path), str(out), workers=1, progress=False)
   assert not list(out.glob("*.tfrecord-*"))
   assert records.load_manifest(str(out))["skipped"][0]["file"] == "bad.mp4"

@@ -22,6 +22,7 @@ import test_sync
 from avself import separate
 from avself import train
 from avself.data import media
+from avself.data import media_encode
 from avself.evaluators import separation as separation_eval
 from avself.models import unet
 from avself.tasks import separation
@@ -331,11 +332,11 @@ def test_separate_cli_refuses_a_silent_or_short_video(tiny_run, tmp_path):
   workdir, _, _ = tiny_run
   frames = np.zeros((30, 32, 32, 3), np.uint8)
   silent = str(tmp_path / "silent.mp4")
-  media.write_mp4(silent, frames, None, 10.0)
+  media_encode.write_mp4(silent, frames, None, 10.0)
   with pytest.raises(SystemExit, match="no audio track"):
     separate.main([silent, f"--workdir={workdir}", f"--output={tmp_path}/a"])
   short = str(tmp_path / "short.mp4")
-  media.write_mp4(
+  media_encode.write_mp4(
       short, frames[:4], np.zeros((6400, 1), np.float32), 10.0, 16000
   )
   with pytest.raises(SystemExit, match="shorter than the model's window"):

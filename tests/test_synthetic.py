@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from avself.data import media
+from avself.data import media_encode
 from avself.data.synthetic import cache as synthetic_cache
 from avself.data.synthetic import cli as synthetic_cli
 from avself.data.synthetic import clip as synthetic_clip
@@ -244,7 +244,9 @@ def test_stereo_pans_each_object_by_its_position(tmp_path):
   assert (energy[left, 0] > energy[left, 1]).all()
   assert (energy[right, 1] > energy[right, 0]).all()
   path = str(tmp_path / "stereo.mp4")
-  media.write_mp4(path, np.zeros((30, 64, 64, 3), np.uint8), audio, 15, 16000)
+  media_encode.write_mp4(
+      path, np.zeros((30, 64, 64, 3), np.uint8), audio, 15, 16000
+  )
   with av.open(path) as container:
     decoded = np.concatenate(
         [f.to_ndarray() for f in container.decode(audio=0)], axis=1
@@ -257,7 +259,7 @@ def test_stereo_pans_each_object_by_its_position(tmp_path):
 def test_write_mp4_pads_odd_sides_and_writes_video_alone_when_silent(tmp_path):
   frames = np.full((5, 21, 33, 3), 200, np.uint8)
   path = str(tmp_path / "odd.mp4")
-  media.write_mp4(path, frames, None, 12.5)
+  media_encode.write_mp4(path, frames, None, 12.5)
   with av.open(path) as container:
     assert not container.streams.audio
     stream = container.streams.video[0]

@@ -11,32 +11,27 @@ so frames and sound stay aligned.
     media.audio   # float32 [N, 1] in [-1, 1]
 
 `iter_clips` streams a long video as consecutive clips, so memory holds one
-clip at a time. `write_mp4` writes frames and sound as H.264 + AAC (the
-synthetic world's clips, localize's heatmap movies). This module imports no
-TensorFlow (prepare's workers use it).
+clip at a time; `media_encode.write_mp4` writes mp4 files. This module imports
+no TensorFlow (prepare's workers use it).
 """
 
 import dataclasses
-import fractions
 import math
-import os
 from typing import Any, Callable, Iterator, Optional
 
 import av
-import av.video.reformatter
 import numpy as np
 
-_EPS = 1e-6
-_LAYOUTS = {1: "mono", 2: "stereo"}
-
-
-class MediaError(Exception):
-  """A file that yields no usable media; `reason` is a short code for reports."""
-
-  def __init__(self, reason: str, detail: str = ""):
-    super().__init__(f"{reason}: {detail}" if detail else reason)
-    self.reason = reason
-    self.detail = detail
+from avself.data.media_streams import AudioBuffer
+from avself.data.media_streams import converter
+from avself.data.media_streams import count
+from avself.data.media_streams import Decoder
+from avself.data.media_streams import EPS
+from avself.data.media_streams import FramePicker
+from avself.data.media_streams import frame_time
+from avself.data.media_streams import open
+from avself.data.media_streams import video_stream
+from avself.data.media_streams import MediaError
 
 
 @dataclasses.dataclass
@@ -77,223 +72,6 @@ def output_size(
   return max(1, round(display_width * scale)), max(1, round(height * scale))
 
 
-def _count(seconds: float, rate: float) -> int:
-  """Number of samples (or frames) at `rate` that start before `seconds`."""
-  return max(0, int(math.ceil(seconds * rate - _EPS)))
-
-
-def _open(path: str):
-  """Opens a container, mapping unreadable files to MediaError."""
-  if os.path.getsize(path) == 0:
-    raise MediaError("empty", "zero-length file")
-  try:
-    return av.open(path)
-  except Exception as e:  # PyAV raises many error types for bad files.
-    raise MediaError("undecodable", _describe(e)) from e
-
-
-def _describe(error: BaseException) -> str:
-  """A short one-line description of an exception."""
-  text = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
-
-
-class _Decoder:
-  """Iterates decoded frames in demux order; stops at the first error.
-
-  A truncated file decodes up to the damage: `error` then says what happened,
-  and the caller keeps what came before.
-  """
-
-  def __init__(self, container, streams):
-    self.container, self.streams, self.error = container, streams, None
-
-  def __iter__(self):
-    try:
-      for packet in self.container.demux(*self.streams):
-        for frame in packet.decode():
-          yield frame
-    except Exception as e:  # Decoders raise assorted errors on damaged data.
-      self.error = _describe(e)
-
-
-class _FramePicker:
-  """Keeps the decoded frame nearest each target time `k / fps`."""
-
-  def __init__(self, fps: float, convert: Callable):
-    self.fps, self.convert = fps, convert
-    self.next_index = 0
-    self.picked = []  # converted frames not yet taken by a clip
-    self._prev = None  # (time, frame)
-    self._cache = (None, None)  # (frame, converted): repeats convert once
-
-  def push(self, time: float, frame) -> None:
-    """Adds the next decoded frame, shown from `time` seconds."""
-    if self._prev is not None:
-      time = max(time, self._prev[0])  # tolerate out-of-order timestamps
-    while self.next_index / self.fps <= time + _EPS:
-      target = self.next_index / self.fps
-      use_prev = (
-          self._prev is not None and target - self._prev[0] <= time - target
-      )
-      self._pick(self._prev[1] if use_prev else frame)
-    self._prev = (time, frame)
-
-  def finish(self, end: float) -> None:
-    """Fills targets before `end` with the last frame."""
-    while self._prev is not None and self.next_index / self.fps < end - _EPS:
-      self._pick(self._prev[1])
-
-  def take(self, stop_index: int) -> list:
-    """Removes and returns picked frames with index < stop_index."""
-    first = self.next_index - len(self.picked)
-    n = max(0, min(len(self.picked), stop_index - first))
-    taken, self.picked = self.picked[:n], self.picked[n:]
-    return taken
-
-  def _pick(self, frame) -> None:
-    if self._cache[0] is not frame:
-      self._cache = (frame, self.convert(frame))
-    self.picked.append(self._cache[1])
-    self.next_index += 1
-
-
-class _AudioBuffer:
-  """Resampled audio, indexed by sample from a reference time."""
-
-  def __init__(self, sample_rate: int, channels: int):
-    if channels not in _LAYOUTS:
-      raise ValueError(f"channels must be 1 or 2, got {channels}")
-    self.sample_rate, self.channels = sample_rate, channels
-    self._resampler = None  # made at the first frame, for its layout
-    self._source_channels = channels
-    self._chunks = []  # float32 [n, C] arrays
-    self._size = 0  # samples in _chunks
-    self.first_time = None  # seconds of the first decoded sample
-    self._offset = None  # index (from the reference time) of _chunks[0][0]
-
-  def push(self, frame) -> None:
-    """Resamples and appends one decoded audio frame."""
-    if self.first_time is None:
-      self.first_time = frame.time or 0.0
-    if self._resampler is None:
-      self._resampler = self._make_resampler(frame)
-    for out in self._resampler.resample(frame):
-      self._append(out)
-
-  def _make_resampler(self, frame) -> av.AudioResampler:
-    """Resamples to float at the target rate; mono is downmixed by averaging.
-
-    libswresample's own stereo-to-mono matrix adds the channels at 0.71 each,
-    which puts a loud stereo file (peak 0.93) past full scale and makes a
-    quiet one 3 dB louder. To mono, the source layout is kept and `_append`
-    averages the channels instead (ffmpeg's `-ac 1` for stereo), which can
-    never exceed the louder channel.
-    """
-    source = len(frame.layout.channels)
-    if self.channels == 1 and source > 1:
-      try:
-        resampler = av.AudioResampler(
-            format="flt",
-            layout="stereo" if source == 2 else frame.layout.name,
-            rate=self.sample_rate,
-        )
-        self._source_channels = source
-        return resampler
-      except (ValueError, av.error.FFmpegError):  # an unnamed layout
-        pass
-    return av.AudioResampler(
-        format="flt", layout=_LAYOUTS[self.channels], rate=self.sample_rate
-    )
-
-  def flush(self) -> None:
-    """Drains the resampler's delay line."""
-    if self._resampler is None:
-      return
-    try:
-      for out in self._resampler.resample(None):
-        self._append(out)
-    except (
-        Exception
-    ):  # A resampler that never saw a frame has nothing to drain.
-      pass
-
-  def align(self, reference_time: float) -> None:
-    """Sets the time that sample index 0 refers to."""
-    if self._offset is None and self.first_time is not None:
-      self._offset = round(
-          (self.first_time - reference_time) * self.sample_rate
-      )
-
-  def end(self) -> int:
-    """Index one past the last buffered sample (after `align`)."""
-    return (self._offset or 0) + self._size
-
-  def take(self, start: int, stop: int) -> np.ndarray:
-    """Removes and returns samples [start, stop); silence where there are none."""
-    self._drop_before(start)
-    out = np.zeros((max(0, stop - start), self.channels), np.float32)
-    if self._chunks and stop > self._offset:
-      data = np.concatenate(self._chunks)
-      n = min(stop - self._offset, len(data))
-      out[self._offset - start : self._offset - start + n] = data[:n]
-      self._chunks = [data[n:]] if n < len(data) else []
-      self._size -= n
-      self._offset += n
-    return out
-
-  def _append(self, frame) -> None:
-    samples = frame.to_ndarray().reshape(-1, self._source_channels)  # packed
-    if self._source_channels != self.channels:  # to mono: the channels' mean
-      samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
-    self._chunks.append(samples)
-    self._size += len(samples)
-
-  def _drop_before(self, start: int) -> None:
-    if self._offset is None:
-      self._offset = start
-    if self._chunks and self._offset < start:
-      data = np.concatenate(self._chunks)[start - self._offset :]
-      self._size = len(data)
-      self._chunks = [data] if len(data) else []
-    self._offset = max(self._offset, start)
-
-
-def _video_stream(container):
-  """The first video stream, else MediaError."""
-  if not container.streams.video:
-    raise MediaError("no_video", "no video track")
-  stream = container.streams.video[0]
-  if not stream.codec_context.width:
-    raise MediaError("undecodable", "video track without a frame size")
-  return stream
-
-
-def _frame_time(frame, index: int, stream) -> float:
-  """Seconds at which a decoded frame is shown (from its index if no pts)."""
-  if frame.time is not None:
-    return float(frame.time)
-  rate = stream.average_rate or stream.guessed_rate or 25
-  return index / float(rate)
-
-
-def _converter(
-    width: int, height: int, frame_fn: Optional[Callable]
-) -> Callable:
-  """Decoded frame -> uint8 [H, W, 3] at the output size (then `frame_fn`)."""
-  # One reformatter for the whole stream: it keeps its swscale context, which
-  # frame.reformat would rebuild for every frame (10x slower).
-  reformatter = av.video.reformatter.VideoReformatter()
-
-  def convert(frame):
-    pixels = reformatter.reformat(
-        frame, width=width, height=height, format="rgb24", interpolation="AREA"
-    ).to_ndarray()
-    return frame_fn(pixels) if frame_fn else pixels
-
-  return convert
-
-
 def iter_clips(
     path: str,
     *,
@@ -314,8 +92,8 @@ def iter_clips(
   `frame_fn` maps each uint8 [H, W, 3] frame as it is picked (e.g. to JPEG
   bytes), so a long clip need not hold raw frames.
   """
-  with _open(path) as container:
-    vstream = _video_stream(container)
+  with open(path) as container:
+    vstream = video_stream(container)
     astream = container.streams.audio[0] if container.streams.audio else None
     if require_audio and astream is None:
       raise MediaError("no_audio", "no audio track")
@@ -329,9 +107,9 @@ def iter_clips(
         shorter_side,
         float(ctx.sample_aspect_ratio or 1) or None,
     )
-    picker = _FramePicker(fps, _converter(*size, frame_fn))
-    audio = _AudioBuffer(sample_rate, channels) if astream is not None else None
-    decoder = _Decoder(
+    picker = FramePicker(fps, converter(*size, frame_fn))
+    audio = AudioBuffer(sample_rate, channels) if astream is not None else None
+    decoder = Decoder(
         container, [s for s in (vstream, astream) if s is not None]
     )
     cutter = _ClipCutter(
@@ -397,11 +175,11 @@ class _ClipCutter:
     default_step = 1.0 / float(vstream.average_rate or fps)
     for frame in decoder:
       if isinstance(frame, av.VideoFrame):
-        time = _frame_time(frame, num_video, vstream)
+        time = frame_time(frame, num_video, vstream)
         num_video += 1
         t0 = time if t0 is None else t0
         last = time - t0
-        if last < self.limit - _EPS:
+        if last < self.limit - EPS:
           self.picker.push(last, frame)
           step = (
               float(frame.duration * frame.time_base)
@@ -416,7 +194,7 @@ class _ClipCutter:
       if self.audio:
         self.audio.align(t0)
       yield from self._full_clips()
-      if last >= self.limit - _EPS and self._audio_reaches(self.limit):
+      if last >= self.limit - EPS and self._audio_reaches(self.limit):
         break  # max_seconds reached on both streams
     if t0 is None:
       raise MediaError(
@@ -427,7 +205,7 @@ class _ClipCutter:
     yield from self._last_clips(t0, video_end, require_audio, error)
 
   def _audio_reaches(self, seconds: float) -> bool:
-    return not self.audio or self.audio.end() >= _count(
+    return not self.audio or self.audio.end() >= count(
         seconds, self.sample_rate
     )
 
@@ -435,10 +213,10 @@ class _ClipCutter:
     """Clips of clip_seconds that the decoded data already covers."""
     while (
         self.clip_seconds > 0
-        and self.clip_start + self.clip_seconds <= self.limit + _EPS
+        and self.clip_start + self.clip_seconds <= self.limit + EPS
     ):
       stop = self.clip_start + self.clip_seconds
-      if self.picker.next_index < _count(
+      if self.picker.next_index < count(
           stop, self.picker.fps
       ) or not self._audio_reaches(stop):
         return
@@ -457,7 +235,7 @@ class _ClipCutter:
         self.audio = None
     if require_audio and self.audio is None:
       raise MediaError("no_audio", "audio track decoded to no samples")
-    while end - self.clip_start > _EPS:
+    while end - self.clip_start > EPS:
       stop = end
       if self.clip_seconds > 0:
         stop = min(self.clip_start + self.clip_seconds, end)
@@ -466,7 +244,7 @@ class _ClipCutter:
   def _clip(self, stop: float, error: Optional[str]) -> Media:
     """Takes the frames and samples of [clip_start, stop) out of the buffers."""
     start, rate = self.clip_start, self.sample_rate
-    frames = self.picker.take(_count(stop, self.picker.fps))
+    frames = self.picker.take(count(stop, self.picker.fps))
     if not frames or isinstance(frames[0], np.ndarray):
       width, height = self.size
       frames = (
@@ -475,7 +253,7 @@ class _ClipCutter:
           else np.zeros((0, height, width, 3), np.uint8)
       )
     if self.audio:
-      waveform = self.audio.take(_count(start, rate), _count(stop, rate))
+      waveform = self.audio.take(count(start, rate), count(stop, rate))
     else:
       waveform = np.zeros((0, self.channels), np.float32)
     self.clip_start = stop
@@ -527,12 +305,12 @@ def load_audio(
     max_seconds: Optional[float] = None,
 ) -> np.ndarray:
   """Decodes the first audio track to float32 [N, C] at `sample_rate`."""
-  with _open(path) as container:
+  with open(path) as container:
     if not container.streams.audio:
       raise MediaError("no_audio", "no audio track")
-    buffer = _AudioBuffer(sample_rate, channels)
-    limit = _count(max_seconds, sample_rate) if max_seconds else None
-    decoder = _Decoder(container, [container.streams.audio[0]])
+    buffer = AudioBuffer(sample_rate, channels)
+    limit = count(max_seconds, sample_rate) if max_seconds else None
+    decoder = Decoder(container, [container.streams.audio[0]])
     for frame in decoder:
       buffer.push(frame)
       buffer.align(buffer.first_time)  # time origin: the first sample
@@ -546,66 +324,3 @@ def load_audio(
           decoder.error or "audio track decoded to no samples",
       )
     return buffer.take(0, min(buffer.end(), limit or buffer.end()))
-
-
-def write_mp4(
-    path: str,
-    frames: np.ndarray,
-    audio: Optional[np.ndarray],
-    fps: float,
-    sample_rate: int = 0,
-) -> None:
-  """Writes frames uint8 [T, H, W, 3] and audio float32 [S] / [S, C] as H.264 + AAC.
-
-  `audio` None or empty: video only. Odd sides are padded with black
-  (yuv420p needs even ones). The same input gives the same bytes: bitexact
-  muxing, one encoder thread and x264's cpu-independent code (without it,
-  x264's float code on AVX-512 CPUs gave a few different encodings of one
-  clip in 15 tries).
-  """
-  h, w = frames.shape[1:3]
-  if h % 2 or w % 2:
-    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-  if audio is not None and len(audio):
-    audio = np.asarray(audio, np.float32)
-    layout = _LAYOUTS[1 if audio.ndim == 1 else audio.shape[1]]
-    planar = np.ascontiguousarray(
-        np.clip(np.atleast_2d(audio.T), -1, 1)
-    )  # [C, S]
-  else:
-    planar = None
-  with av.open(
-      path, "w", format="mp4", options={"fflags": "+bitexact"}
-  ) as container:
-    video = container.add_stream(
-        "libx264", rate=fractions.Fraction(fps).limit_denominator(1001)
-    )
-    video.width, video.height = frames.shape[2], frames.shape[1]
-    video.pix_fmt = "yuv420p"
-    video.options = {
-        "preset": "veryfast",
-        "crf": "20",
-        "x264-params": "cpu-independent=1",
-    }
-    video.codec_context.thread_count = 1
-    sound = None
-    if planar is not None:
-      sound = container.add_stream("aac", rate=sample_rate, layout=layout)
-      sound.options = {"aac_coder": "fast"}  # 2x faster than twoloop, fine here
-    for i, image in enumerate(frames):
-      frame = av.VideoFrame.from_ndarray(
-          np.ascontiguousarray(image), format="rgb24"
-      )
-      frame.pts = i
-      container.mux(video.encode(frame))
-    container.mux(video.encode(None))
-    if sound is not None:
-      for start in range(
-          0, planar.shape[1], 1024
-      ):  # AAC frames hold 1024 samples
-        frame = av.AudioFrame.from_ndarray(
-            planar[:, start : start + 1024], format="fltp", layout=layout
-        )
-        frame.sample_rate, frame.pts = sample_rate, start
-        container.mux(sound.encode(frame))
-      container.mux(sound.encode(None))

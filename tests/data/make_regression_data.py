@@ -88,7 +88,7 @@ def make_checkpoint(workdir: str) -> None:
 
 def make_inputs(root: str) -> list[str]:
   """A synthetic mp4 (video + AAC audio) and a wav; returns their paths."""
-  from avself.data import media  # pylint: disable=g-import-not-at-top
+  from avself.data import media_encode  # pylint: disable=g-import-not-at-top
   from avself.data.synthetic import clip as synthetic_clip  # pylint: disable=g-import-not-at-top
   from avself.data.synthetic import options as synthetic_options  # pylint: disable=g-import-not-at-top
   from avself.datasets import files  # pylint: disable=g-import-not-at-top
@@ -98,7 +98,7 @@ def make_inputs(root: str) -> list[str]:
   )
   frames, audio, _, _ = synthetic_clip.render_clip(0, 0, options)
   mp4 = os.path.join(root, "clip.mp4")
-  media.write_mp4(mp4, frames, audio, 10, 16000)
+  media_encode.write_mp4(mp4, frames, audio, 10, 16000)
   t = np.arange(int(1.5 * 16000)) / 16000
   chirp = 0.4 * np.sin(2 * np.pi * (300 + 400 * t) * t)
   noise = 0.02 * np.random.default_rng(0).standard_normal(len(t))

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from avself.data import media
+from avself.data import media_encode
 from avself.data.synthetic import clip as clip_lib
 from avself.data.synthetic import options as options_lib
 
@@ -23,7 +23,7 @@ def _make_clip(job):
   index, seed, options, output_dir, split, write_stems = job
   frames, audio, truth, stems = clip_lib.render_clip(index, seed, options)
   truth["split"] = split
-  media.write_mp4(
+  media_encode.write_mp4(
       os.path.join(output_dir, truth["file"]),
       frames,
       audio,
