@@ -6,7 +6,7 @@ import pytest
 
 import tiny
 from avself import sharding
-from avself import train
+from avself import state as state_lib
 from avself.data import targets
 from avself.data import texture
 from avself.evaluators import ambient_clusters
@@ -167,7 +167,7 @@ def test_cluster_rows_pick_the_populated_clusters_and_one_frame_per_video():
 def test_cluster_picture_evaluator(tmp_path, tiny_records):
   config = tiny_ambient_config(tiny_records)
   config.data.frame_targets.path = "unused.npz"
-  task, model, state = train.random_init(config)
+  task, model, state = state_lib.random_init(config)
   evaluator = ambient_clusters.Evaluator(
       config,
       ml_collections.ConfigDict(

@@ -16,6 +16,7 @@ import tiny
 from avself import checkpoint as ckpt_lib
 from avself import config_lib
 from avself import sharding
+from avself import state as state_lib
 from avself import train
 from avself.data import records
 
@@ -140,7 +141,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_step(
 
   # Reading: the damaged step is named and skipped.
   manager = ckpt_lib.make_manager(workdir, read_only=True)
-  _, _, _, state = train.restore(workdir)
+  _, _, _, state = state_lib.restore(workdir)
   assert int(state.step) == 2
   with pytest.raises(ckpt_lib.CheckpointError, match="step 4 is damaged"):
     ckpt_lib.restore_state(manager, ckpt_lib.abstract_like(state), 4)
@@ -152,7 +153,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_step(
   assert "step 4" in caplog.text and "damaged" in caplog.text
   assert _steps(workdir) == [2, 4]
   assert os.listdir(os.path.join(workdir, ckpt_lib.DAMAGED_DIR)) == ["4"]
-  _, _, _, state = train.restore(workdir)
+  _, _, _, state = state_lib.restore(workdir)
   assert int(state.step) == 4
   assert all(
       np.isfinite(x).all() for x in jax.tree.leaves(sharding.to_host(state))

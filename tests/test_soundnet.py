@@ -10,6 +10,8 @@ import pytest
 from scipy import stats
 
 import tiny
+from avself import optimizer
+from avself import state as state_lib
 from avself import train
 from avself.data import ops
 from avself.data import pipeline
@@ -220,8 +222,8 @@ def _fit_one_batch(task, config, steps):
 
   mesh = sharding.make_mesh()
   model = task.build_model(config)
-  tx = train.make_optimizer(config)
-  state = train.create_train_state(
+  tx = optimizer.make_optimizer(config)
+  state = state_lib.create_train_state(
       task, model, tx, config, jax.random.key(0), mesh
   )
   ds = pipeline.make_dataset(

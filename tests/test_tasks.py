@@ -8,6 +8,7 @@ import pytest
 
 from avself import config_lib
 from avself import tasks
+from avself.data import pipeline
 
 TASK_NAMES = sorted(
     m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg
@@ -84,10 +85,4 @@ def test_data_mode_is_a_pipeline_mode(name):
   module = tasks.get_task(name)
   config = config_lib.base_config()
   config.task = name
-  assert module.data_mode(config) in {
-      "avc",
-      "pairs",
-      "sync",
-      "clips",
-      "mixture",
-  }
+  assert module.data_mode(config) in pipeline.MODES

@@ -291,7 +291,7 @@ def ensure_demo_teacher(config, **train_kwargs) -> str:
   """The demo teacher's table for the train split (trained and run once, cached beside the records)."""
   import hashlib  # pylint: disable=g-import-not-at-top
 
-  from avself.data import world  # pylint: disable=g-import-not-at-top
+  from avself.data import synthetic_records  # pylint: disable=g-import-not-at-top
 
   d = config.data
   t = config.teacher
@@ -303,7 +303,7 @@ def ensure_demo_teacher(config, **train_kwargs) -> str:
   ).hexdigest()[:8]
   root = os.path.join(d.path, f"teacher-demo-{key}")
   table = os.path.join(root, f"{d.train_split}.teacher.npz")
-  with world.building(root):
+  with synthetic_records.building(root):
     if not os.path.exists(table):
       train_demo(
           d,
