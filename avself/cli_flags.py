@@ -19,7 +19,7 @@ booleans, and the last of a repeated flag wins.
 
 import os
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from absl import flags
 
@@ -37,6 +37,24 @@ def parse(
   missing required one or a stray argument exits with one line naming it.
   """
   prog = prog or os.path.basename(sys.argv[0] or "avself")
+  flag_values, rest = parse_with_arguments(flag_values, argv, doc, prog)
+  if rest:
+    raise SystemExit(f"{prog}: unexpected arguments: {' '.join(rest)}")
+  return flag_values
+
+
+def parse_with_arguments(
+    flag_values: flags.FlagValues,
+    argv: Optional[Sequence[str]] = None,
+    doc: str = "",
+    prog: Optional[str] = None,
+) -> Tuple[flags.FlagValues, List[str]]:
+  """As `parse`, for a tool that also takes positional arguments (files):
+  returns the flags and the arguments that are not flags, in order. Flags
+  and arguments may interleave (`tool a.mp4 --output=o b.mp4`); everything
+  after `--` is an argument.
+  """
+  prog = prog or os.path.basename(sys.argv[0] or "avself")
   argv = list(sys.argv[1:] if argv is None else argv)
   if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv):
     print(
@@ -50,6 +68,4 @@ def parse(
     rest = flag_values([prog] + argv)
   except flags.Error as e:
     raise SystemExit(f"{prog}: {e}") from None
-  if len(rest) > 1:
-    raise SystemExit(f"{prog}: unexpected arguments: {' '.join(rest[1:])}")
-  return flag_values
+  return flag_values, list(rest[1:])

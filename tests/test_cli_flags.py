@@ -54,6 +54,14 @@ def test_a_bad_command_line_exits_with_one_line(argv, message):
   assert "\n" not in str(exit_info.value.code)
 
 
+def test_file_arguments_interleave_with_flags():
+  args, files = cli_flags.parse_with_arguments(
+      _tool_flags(), ["a.mp4", "--output=o", "b.mp4", "--", "--c.mp4"]
+  )
+  assert args.output == "o"
+  assert files == ["a.mp4", "b.mp4", "--c.mp4"]
+
+
 def test_help_prints_the_doc_and_the_flags(capsys):
   with pytest.raises(SystemExit) as exit_info:
     cli_flags.parse(_tool_flags(), ["--help"], "My tool.", prog="t")
