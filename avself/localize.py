@@ -23,15 +23,16 @@ The localization evaluator (`avself/evaluators/localization.py`) uses the same
 functions, so TensorBoard shows the same pictures.
 """
 
-import argparse
 import dataclasses
 import functools
 import os
 from typing import Optional, Sequence
 
+from absl import flags
 import jax
 import numpy as np
 
+from avself import cli_flags
 from avself import file_inputs
 from avself import pictures
 from avself import sharding
@@ -414,46 +415,53 @@ def localize_file(
   }
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir", None, "a sync run's workdir (checkpoints/)", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "output", None, "folder for the frames and movies", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "step", None, "checkpoint step (default latest)", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "scale",
+    0,
+    "integer upscaling of the written frames (default: to >= 256 px)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "max_seconds",
+    None,
+    "localise only the first seconds of each file",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "hop",
+    1,
+    "frames between the starts of the sliding clips (1: finest; the clip "
+    "length: consecutive clips, fastest)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "flip",
+    False,
+    "average with the mirrored video's maps (twice the passes; cancels a "
+    "map's sideways offset)",
+    flag_values=FLAGS,
+)
+flags.mark_flags_as_required(["workdir", "output"], flag_values=FLAGS)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
   """python -m avself.localize --workdir=DIR FILE [FILE ...] --output=DIR."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument(
-      "files", nargs="+", help="videos (anything ffmpeg decodes)"
+  args, paths = cli_flags.parse_with_arguments(
+      FLAGS, argv, __doc__, "avself.localize"
   )
-  parser.add_argument(
-      "--workdir", required=True, help="a sync run's workdir (checkpoints/)"
-  )
-  parser.add_argument("--output", required=True)
-  parser.add_argument(
-      "--step", type=int, default=None, help="checkpoint step (default latest)"
-  )
-  parser.add_argument(
-      "--scale",
-      type=int,
-      default=0,
-      help="integer upscaling of the written frames (default: to >= 256 px)",
-  )
-  parser.add_argument(
-      "--max_seconds",
-      type=float,
-      default=None,
-      help="localise only the first seconds of each file",
-  )
-  parser.add_argument(
-      "--hop",
-      type=int,
-      default=1,
-      help="frames between the starts of the sliding clips (1: finest; the "
-      "clip length: consecutive clips, fastest)",
-  )
-  parser.add_argument(
-      "--flip",
-      action="store_true",
-      help="average with the mirrored video's maps (twice the passes; "
-      "cancels a map's sideways offset)",
-  )
-  args = parser.parse_args(argv)
-  files = file_inputs.check_exist(args.files, "localize")
+  if not paths:
+    raise SystemExit("avself.localize: no videos given")
+  files = file_inputs.check_exist(paths, "localize")
   stems = file_inputs.output_stems(files, "localize")
   from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
