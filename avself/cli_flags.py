@@ -66,6 +66,6 @@ def parse_with_arguments(
   flag_values.unparse_flags()  # an earlier in-process call's values go
   try:
     rest = flag_values([prog] + argv)
-  except flags.Error as e:
-    raise SystemExit(f"{prog}: {e}") from None
+  except flags.Error as e:  # several missing flags: one line each, joined
+    raise SystemExit(f"{prog}: {'; '.join(str(e).splitlines())}") from None
   return flag_values, list(rest[1:])

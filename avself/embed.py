@@ -31,14 +31,15 @@ A missing file stops before anything loads; a file that fails to decode is
 skipped, the rest are embedded, and the command exits 1 listing the failures.
 """
 
-import argparse
 import math
 import os
 import sys
 from typing import NamedTuple, Optional, Sequence
 
+from absl import flags
 import numpy as np
 
+from avself import cli_flags
 from avself import file_inputs
 
 FEATURE_TRANSFER = "transfer"
@@ -292,47 +293,48 @@ def output_path(
 ################################################################################
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-  """Command-line flags."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-      "files", nargs="+", help="media files (anything ffmpeg decodes)"
-  )
-  parser.add_argument(
-      "--workdir", required=True, help="training workdir with checkpoints/"
-  )
-  parser.add_argument(
-      "--output",
-      default=None,
-      help="folder for <stem>.npz (default: beside each file)",
-  )
-  parser.add_argument(
-      "--step", type=int, default=None, help="checkpoint step (default: latest)"
-  )
-  parser.add_argument(
-      "--hop", type=float, default=0.1, help="seconds between audio windows"
-  )
-  parser.add_argument(
-      "--fps", type=float, default=1.0, help="video frames embedded per second"
-  )
-  parser.add_argument(
-      "--feature",
-      default=FEATURE_TRANSFER,
-      help="'transfer' (paper's transfer features), 'pooled', or another "
-      "2-D trunk output",
-  )
-  parser.add_argument(
-      "--batch_size", type=int, default=32, help="windows or frames per batch"
-  )
-  return parser.parse_args(argv)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir", None, "training workdir with checkpoints/", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "output",
+    None,
+    "folder for <stem>.npz (default: beside each file)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "step", None, "checkpoint step (default: latest)", flag_values=FLAGS
+)
+flags.DEFINE_float(
+    "hop", 0.1, "seconds between audio windows", flag_values=FLAGS
+)
+flags.DEFINE_float(
+    "fps", 1.0, "video frames embedded per second", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "feature",
+    FEATURE_TRANSFER,
+    "'transfer' (paper's transfer features), 'pooled', or another 2-D trunk "
+    "output",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "batch_size", 32, "windows or frames per batch", flag_values=FLAGS
+)
+flags.mark_flag_as_required("workdir", flag_values=FLAGS)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list[str]:
   """Embeds every file; prints and returns the .npz paths written."""
-  args = parse_args(argv)
+  args, paths = cli_flags.parse_with_arguments(
+      FLAGS, argv, __doc__, "avself.embed"
+  )
+  if not paths:
+    raise SystemExit("avself.embed: no media files given")
   if args.hop <= 0 or args.fps <= 0:
     raise SystemExit("--hop and --fps must be positive")
-  files = file_inputs.check_exist(args.files, "embed")
+  files = file_inputs.check_exist(paths, "embed")
   stems = file_inputs.output_stems(files, "embed")
   loaded = load(args.workdir, args.step)
 

@@ -23,15 +23,16 @@ Bad input fails with one line: a file without sound, or a clip shorter than
 the model's window.
 """
 
-import argparse
 import functools
 import os
 from typing import Optional, Sequence
 
+from absl import flags
 import jax
 import numpy as np
 import scipy.io.wavfile
 
+from avself import cli_flags
 from avself import localize
 from avself import pictures
 from avself import sharding
@@ -240,32 +241,45 @@ def separate_file(
   return summary
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "workdir", None, "a separation run's workdir", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "output", None, "folder for the sounds and pictures", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "offscreen",
+    None,
+    "a second video whose sound is mixed in as the off-screen sound",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "step", None, "checkpoint step (default latest)", flag_values=FLAGS
+)
+flags.DEFINE_float(
+    "max_seconds",
+    None,
+    "separate only the first seconds of the clip",
+    flag_values=FLAGS,
+)
+flags.mark_flags_as_required(["workdir", "output"], flag_values=FLAGS)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   """python -m avself.separate --workdir=DIR CLIP [--offscreen=OTHER] --output=DIR."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("file", help="a video (anything ffmpeg decodes)")
-  parser.add_argument(
-      "--workdir", required=True, help="a separation run's workdir"
+  args, paths = cli_flags.parse_with_arguments(
+      FLAGS, argv, __doc__, "avself.separate"
   )
-  parser.add_argument("--output", required=True)
-  parser.add_argument(
-      "--offscreen",
-      default=None,
-      help="a second video whose sound is mixed in as the off-screen sound",
-  )
-  parser.add_argument(
-      "--step", type=int, default=None, help="checkpoint step (default latest)"
-  )
-  parser.add_argument(
-      "--max_seconds",
-      type=float,
-      default=None,
-      help="separate only the first seconds of the clip",
-  )
-  args = parser.parse_args(argv)
+  if len(paths) != 1:
+    raise SystemExit(
+        f"avself.separate: expected one video, got {len(paths)}: "
+        + " ".join(paths)
+    )
+  (clip,) = paths
   from avself import state as state_lib  # pylint: disable=g-import-not-at-top
 
-  for path in [args.file] + ([args.offscreen] if args.offscreen else []):
+  for path in [clip] + ([args.offscreen] if args.offscreen else []):
     if not os.path.exists(path):
       raise SystemExit(f"{path}: no such file")
   mesh = sharding.make_mesh()
@@ -277,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         f"{args.workdir} holds a {config.task!r} run, not a 'separation' one"
     )
   summary = separate_file(
-      args.file,
+      clip,
       args.output,
       config=config,
       task=task,
@@ -287,7 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
       offscreen=args.offscreen,
       max_seconds=args.max_seconds,
   )
-  line = f"{args.file}: {summary['windows']} windows -> {args.output}/"
+  line = f"{clip}: {summary['windows']} windows -> {args.output}/"
   if "on_sdr" in summary:
     line += (
         f"; on-screen SDR {summary['on_sdr']:.2f} dB (mixture "

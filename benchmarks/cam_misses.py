@@ -3,7 +3,7 @@ r"""Where a sync net's CAM misses on the synthetic world: by time to a burst, of
 The localization evaluator gives one number, pointing accuracy. This script
 breaks it down for a CAM-net checkpoint (configs/multisensory_cam_synthetic.py)
 on one split of the world it trained on (the evaluator's heat:
-`localize.video_heatmap`, sliding clips):
+`video_cam.video_heatmap`, sliding clips):
 
 - pointing by the time from the frame to the sounding object's nearest burst
   (its sound is a hum plus a short burst at each bounce, so between bursts
@@ -32,9 +32,10 @@ from absl import flags
 import numpy as np
 
 from avself import cli_flags
-from avself import localize
+from avself import clip_input
 from avself import sharding
 from avself import state as state_lib
+from avself import video_cam
 from avself.evaluators import localization
 
 BINS = (
@@ -171,12 +172,12 @@ def main(argv=None) -> dict:
         f"{args.workdir}: its config has no localization eval (a world to score)"
     )
   folder = localization.world_dir(config, config.evals.localization)
-  spec = localize.state_clip_spec(config, state)
+  spec = clip_input.state_clip_spec(config, state)
   rows = localization.read_ground_truth(folder, args.split)[: args.num_videos]
   videos = localization.load_world_videos(folder, rows, spec)
   start = time.time()
   heats = [
-      localize.video_heatmap(
+      video_cam.video_heatmap(
           model, state, v["frames"], v["audio"], spec, mesh, flip=args.flip
       )[0]
       for v in videos

@@ -53,7 +53,7 @@ def get_config(arg=None):
   (56 px), so this net starts from the 32 px run (`init_from`: its convs hold
   no frame size or stride; the stages take the centre taps of its 3 x 3 x 3
   kernels) and trains on sync again, 600 steps. Its heat is made of clips
-  starting at every frame (the evaluator's `hop=1`, localize.video_heatmap),
+  starting at every frame (the evaluator's `hop=1`, video_cam.video_heatmap),
   averaged with the mirrored video's (`flip`). docs/multisensory.md has the
   numbers.
   """

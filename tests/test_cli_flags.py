@@ -115,11 +115,54 @@ DEFAULTS = {
         linear_probe=False,
         report_only=False,
     ),
+    "avself/data/prepare.py": dict(
+        videos=None,
+        output=None,
+        labels=None,
+        fps=10.0,
+        shorter_side=256,
+        jpeg_quality=90,
+        sample_rate=48000,
+        channels=1,
+        audio_format="pcm_s16le",
+        clip_seconds=0.0,
+        max_seconds=0.0,
+        min_seconds=1.0,
+        num_shards=8,
+        test_fraction=None,
+        workers=None,
+        quiet=False,
+    ),
+    "avself/embed.py": dict(
+        workdir=None,
+        output=None,
+        step=None,
+        hop=0.1,
+        fps=1.0,
+        feature="transfer",
+        batch_size=32,
+    ),
+    "avself/localize.py": dict(
+        workdir=None,
+        output=None,
+        step=None,
+        scale=0,
+        max_seconds=None,
+        hop=1,
+        flip=False,
+    ),
+    "avself/separate.py": dict(
+        workdir=None,
+        output=None,
+        offscreen=None,
+        step=None,
+        max_seconds=None,
+    ),
 }
 
 
 @pytest.mark.parametrize("path", sorted(DEFAULTS))
-def test_benchmarks_keep_their_flag_names_and_defaults(path):
+def test_tools_keep_their_flag_names_and_defaults(path):
   module = config_lib.load_file(os.path.join(tiny.ROOT, path))
   values = {k: module.FLAGS[k].default for k in DEFAULTS[path]}
   assert values == DEFAULTS[path]
@@ -150,3 +193,64 @@ def test_the_synthetic_cli_has_a_flag_per_world_option():
 def test_the_build_cli_names_its_required_flags():
   with pytest.raises(SystemExit, match="--manual_dir"):
     build.main(["--name=esc50", "--data_dir=/tmp/x"])
+
+
+@pytest.mark.parametrize(
+    "tool,argv,message",
+    [
+        ("embed", ["--workdir=W"], "avself.embed: no media files given"),
+        ("localize", ["a.mp4"], "avself.localize: flag --workdir=None"),
+        (
+            "localize",
+            ["--workdir=W", "--output=o"],
+            "avself.localize: no videos given",
+        ),
+        (
+            "separate",
+            ["a.mp4", "--workdir=W", "b.mp4", "--output=o"],
+            "avself.separate: expected one video, got 2: a.mp4 b.mp4",
+        ),
+        (
+            "prepare",
+            ["--videos=v", "--output=o", "--channels=3"],
+            "avself.data.prepare: flag --channels=3: invalid choice",
+        ),
+        (
+            "prepare",
+            ["--videos=v", "--output=o", "--audio_format=wav"],
+            "avself.data.prepare: flag --audio_format=wav: value should be one",
+        ),
+    ],
+)
+def test_the_file_tools_refuse_a_bad_command_line_in_one_line(
+    tool, argv, message
+):
+  path = {
+      "embed": "avself/embed.py",
+      "localize": "avself/localize.py",
+      "separate": "avself/separate.py",
+      "prepare": "avself/data/prepare.py",
+  }[tool]
+  module = config_lib.load_file(os.path.join(tiny.ROOT, path))
+  with pytest.raises(SystemExit) as exit_info:
+    module.main(argv)
+  assert str(exit_info.value.code).startswith(message)
+  assert "\n" not in str(exit_info.value.code)
+
+
+def test_file_tools_take_files_between_flags(tmp_path):
+  module = config_lib.load_file(os.path.join(tiny.ROOT, "avself/embed.py"))
+  missing = str(tmp_path / "b.mp4")
+  (tmp_path / "a.mp4").write_bytes(b"")
+  with pytest.raises(SystemExit, match="no such file: " + missing):
+    module.main(
+        ["--workdir=W", str(tmp_path / "a.mp4"), "--hop", "0.5", missing]
+    )
+  assert (module.FLAGS.workdir, module.FLAGS.hop) == ("W", 0.5)
+  module = config_lib.load_file(os.path.join(tiny.ROOT, "avself/localize.py"))
+  with pytest.raises(SystemExit, match="no such file: " + missing):
+    module.main(["--workdir=W", missing, "--output=o", "--flip"])
+  assert module.FLAGS.flip
+  with pytest.raises(SystemExit, match="no such file"):
+    module.main(["--workdir=W", missing, "--output=o"])
+  assert not module.FLAGS.flip  # each call starts from the defaults

@@ -10,10 +10,12 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from avself import clip_input
 from avself import config_lib
 from avself import localize
 from avself import pictures
 from avself import sharding
+from avself import video_cam
 from avself.evaluators import localization
 from avself.tasks import sync
 import tiny
@@ -106,7 +108,7 @@ def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
       if r["objects"][0]["shape"] in ("disc", "square")
   ][:3]
   videos = localization.load_world_videos(
-      folder, rows, localize.clip_spec(config)
+      folder, rows, clip_input.clip_spec(config)
   )
   for video, row in zip(videos, rows):
     # 3 s at 10 fps, 32 px crops, and one box list per frame.
@@ -144,7 +146,7 @@ def test_world_boxes_sit_on_their_objects_in_decoded_frames(tiny_records):
 
 
 def test_cut_clips_hop_and_covered_frames():
-  spec = localize.ClipSpec(
+  spec = clip_input.ClipSpec(
       num_frames=4,
       fps=10.0,
       sample_rate=100,
@@ -156,12 +158,12 @@ def test_cut_clips_hop_and_covered_frames():
       (1, 2, 2, 3), np.uint8
   )
   audio = np.arange(100, dtype=np.float32)[:, None]  # 1 s: 10 samples per frame
-  video, waveform, starts = localize.cut_clips(
+  video, waveform, starts = clip_input.cut_clips(
       frames, audio, spec
   )  # consecutive
   np.testing.assert_array_equal(starts, [0, 4])
   np.testing.assert_array_equal(video[1, :, 0, 0, 0], [4, 5, 6, 7])
-  video, waveform, starts = localize.cut_clips(frames, audio, spec, hop=3)
+  video, waveform, starts = clip_input.cut_clips(frames, audio, spec, hop=3)
   np.testing.assert_array_equal(starts, [0, 3, 6])
   np.testing.assert_array_equal(video[2, :, 0, 0, 0], [6, 7, 8, 9])
   # Each clip's audio starts at its first frame's time; missing audio is zeros.
@@ -171,15 +173,15 @@ def test_cut_clips_hop_and_covered_frames():
       and waveform[2, -1, 0] == 99
   )
   assert (
-      localize.covered_frames(11, 4, 3) == 10
-      and localize.covered_frames(11, 4, 1) == 11
+      video_cam.covered_frames(11, 4, 3) == 10
+      and video_cam.covered_frames(11, 4, 1) == 11
   )
   assert (
-      localize.covered_frames(11, 4, 4) == 8
-      and localize.covered_frames(3, 4, 1) == 0
+      video_cam.covered_frames(11, 4, 4) == 8
+      and video_cam.covered_frames(3, 4, 1) == 0
   )
   try:
-    localize.cut_clips(frames[:3], audio, spec)
+    clip_input.cut_clips(frames[:3], audio, spec)
     raise AssertionError("a video shorter than a clip must be refused")
   except ValueError as e:
     assert "shorter than one clip" in str(e)
@@ -187,18 +189,18 @@ def test_cut_clips_hop_and_covered_frames():
 
 def test_cam_steps_land_on_their_frames_and_views_are_averaged():
   # A 16-frame clip with a 4-step map: step j stands for frame 4j.
-  np.testing.assert_array_equal(localize.step_frames(16, 4), [0, 4, 8, 12])
-  np.testing.assert_array_equal(localize.step_frames(8, 1), [0])
+  np.testing.assert_array_equal(video_cam.step_frames(16, 4), [0, 4, 8, 12])
+  np.testing.assert_array_equal(video_cam.step_frames(8, 1), [0])
   # Two clips of 4 frames with 2-step maps [K=2, t=2, h=1, w=2], starting at 0 and 2.
   cams = np.array([[[[1.0, 0.0]], [[3.0, 0.0]]], [[[5.0, 0.0]], [[7.0, 2.0]]]])
-  out = localize.assemble_frames(cams, np.array([0, 2]), 6, 4)
+  out = video_cam.assemble_frames(cams, np.array([0, 2]), 6, 4)
   assert out.shape == (6, 1, 2)
   # Views land on frames 0, 2 (clip 0) and 2, 4 (clip 1): frame 2 averages 3 and 5.
   np.testing.assert_allclose(out[:, 0, 0], [1.0, 2.5, 4.0, 5.5, 7.0, 7.0])
   np.testing.assert_allclose(out[:, 0, 1], [0.0, 0.0, 0.0, 1.0, 2.0, 2.0])
   # Hop 1: every frame gets a view of every step (where the clips reach).
   cams = np.random.default_rng(0).normal(size=(3, 2, 1, 1))
-  out = localize.assemble_frames(cams, np.array([0, 1, 2]), 6, 4)
+  out = video_cam.assemble_frames(cams, np.array([0, 1, 2]), 6, 4)
   np.testing.assert_allclose(out[2, 0, 0], (cams[0, 1] + cams[2, 0])[0, 0] / 2)
   np.testing.assert_allclose(
       out[5, 0, 0], out[4, 0, 0]
@@ -215,13 +217,15 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(
   _, model, state = model_and_state()
   mesh = sharding.make_mesh()
   state = jax.device_put(state, sharding.replicated(mesh))
-  spec = localize.clip_spec(config)
+  spec = clip_input.clip_spec(config)
   folder = _world(tiny_records)
   video = localization.load_world_videos(
       folder, localization.read_ground_truth(folder, "test")[:1], spec
   )[0]
-  clips, waveform, _ = localize.cut_clips(video["frames"], video["audio"], spec)
-  heat, logits = localize.heatmaps(model, state, clips, waveform, mesh)
+  clips, waveform, _ = clip_input.cut_clips(
+      video["frames"], video["audio"], spec
+  )
+  heat, logits = video_cam.heatmaps(model, state, clips, waveform, mesh)
   k = len(clips)  # 3 s at 10 fps = 3 clips of 8 frames
   assert k == 3 and heat.shape == (k, 8, 32, 32) and logits.shape == (k,)
   for (
@@ -231,25 +235,25 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(
   ):  # min-max per clip: 0 and 1 both reached (random nets are not flat)
     assert clip.min() == 0.0 and np.isclose(clip.max(), 1.0)
   # Sliding clips every frame: 23 clips, every one of the 30 frames covered.
-  heat, logits = localize.video_heatmap(
+  heat, logits = video_cam.video_heatmap(
       model, state, video["frames"], video["audio"], spec, mesh
   )
   assert heat.shape == (30, 32, 32) and logits.shape == (23,)
   assert heat.min() == 0.0 and np.isclose(heat.max(), 1.0)
   # The tiny net's map has one time step (8 frames in, 1 x 2 x 2 out): it stands for
   # the clip's first frame, so frame f's map is clip f's (the last 7 frames hold the last).
-  maps, _ = localize.cams(
+  maps, _ = video_cam.cams(
       model,
       state,
-      *localize.cut_clips(video["frames"], video["audio"], spec, 1)[:2],
+      *clip_input.cut_clips(video["frames"], video["audio"], spec, 1)[:2],
       mesh,
   )
-  want = localize.upsample_frames(
+  want = video_cam.upsample_frames(
       np.concatenate([maps[:, 0], np.repeat(maps[-1:, 0], 7, 0)]), 32, 32
   )
   np.testing.assert_allclose(heat, want, atol=1e-6)
   # Cut a few clips at a time (long videos): the same heat.
-  chunked, chunk_logits = localize.video_heatmap(
+  chunked, chunk_logits = video_cam.video_heatmap(
       model,
       state,
       video["frames"],
@@ -262,7 +266,7 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(
   np.testing.assert_allclose(chunk_logits, logits, atol=1e-6)
   # flip: the mirrored video's maps, mirrored back, averaged in. The result no longer
   # depends on which way the video faces: the heat of the mirrored video is the mirror.
-  flipped, flip_logits = localize.video_heatmap(
+  flipped, flip_logits = video_cam.video_heatmap(
       model, state, video["frames"], video["audio"], spec, mesh, flip=True
   )
   np.testing.assert_allclose(
@@ -271,7 +275,7 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(
   assert not np.allclose(
       flipped, heat, atol=1e-3
   )  # a random net is not symmetric
-  mirror, _ = localize.video_heatmap(
+  mirror, _ = video_cam.video_heatmap(
       model,
       state,
       video["frames"][:, :, ::-1],
@@ -281,18 +285,18 @@ def test_heatmaps_are_per_clip_and_video_heatmaps_per_video_normalised(
       flip=True,
   )
   np.testing.assert_allclose(mirror[:, :, ::-1], flipped, atol=1e-5)
-  mirror_maps, _ = localize.cams(
+  mirror_maps, _ = video_cam.cams(
       model,
       state,
-      *localize.cut_clips(video["frames"][:, :, ::-1], video["audio"], spec, 1)[
-          :2
-      ],
+      *clip_input.cut_clips(
+          video["frames"][:, :, ::-1], video["audio"], spec, 1
+      )[:2],
       mesh,
   )
   mirror_maps = np.concatenate(
       [mirror_maps[:, 0], np.repeat(mirror_maps[-1:, 0], 7, 0)]
   )
-  want = localize.upsample_frames(
+  want = video_cam.upsample_frames(
       (
           np.concatenate([maps[:, 0], np.repeat(maps[-1:, 0], 7, 0)])
           + mirror_maps[:, :, ::-1]
@@ -312,7 +316,7 @@ def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(
   mesh = sharding.make_mesh()
   state = jax.device_put(state, sharding.replicated(mesh))
   folder = _world(tiny_records)
-  spec = localize.clip_spec(config)
+  spec = clip_input.clip_spec(config)
   videos = localization.load_world_videos(
       folder, localization.read_ground_truth(folder, "test")[:2], spec
   )
@@ -330,7 +334,7 @@ def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(
   # The same pointing from video_heatmap; hop 2 covers frames 0..29 of 30 (last clip at 22).
   hits = scored = ceiling = 0
   for video in videos:
-    heat, _ = localize.video_heatmap(
+    heat, _ = video_cam.video_heatmap(
         model, state, video["frames"], video["audio"], spec, mesh, hop=2
     )
     assert heat.shape == (30, 32, 32)
@@ -360,7 +364,7 @@ def test_evaluator_scores_the_video_heatmaps_and_pictures_are_images(
   flip_results = dict(evaluator.run(state))
   hits = 0
   for video in videos:
-    heat, _ = localize.video_heatmap(
+    heat, _ = video_cam.video_heatmap(
         model,
         state,
         video["frames"],

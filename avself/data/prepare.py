@@ -12,7 +12,6 @@ skips shards that are already complete, so an interrupted run resumes. Bad
 files are skipped and reported, never fatal. See docs/data.md.
 """
 
-import argparse
 import dataclasses
 import os
 import signal
@@ -20,6 +19,9 @@ import sys
 import time
 from typing import Optional, Sequence, Union
 
+from absl import flags
+
+from avself import cli_flags
 from avself.data.prepare_plan import DEFAULT_TEST_FRACTION
 from avself.data.prepare_plan import find_videos
 from avself.data.prepare_plan import Options
@@ -150,53 +152,93 @@ def measure_rate(videos: Union[str, Sequence[str]], **options) -> dict:
 # Command line.
 
 
-def _parser() -> argparse.ArgumentParser:
-  """The command-line flags (defaults come from Options)."""
-  d = Options()
-  p = argparse.ArgumentParser(
-      prog="python -m avself.data.prepare",
-      description="Decode videos into avself TFRecords (see docs/data.md).",
-  )
-  p.add_argument(
-      "--videos", required=True, help="folder (recursive), glob, or file"
-  )
-  p.add_argument(
-      "--output", required=True, help="folder for shards and manifest.json"
-  )
-  p.add_argument(
-      "--labels", default=None, help="CSV with columns file,label[,split]"
-  )
-  p.add_argument("--fps", type=float, default=d.fps)
-  p.add_argument("--shorter_side", type=int, default=d.shorter_side)
-  p.add_argument("--jpeg_quality", type=int, default=d.jpeg_quality)
-  p.add_argument("--sample_rate", type=int, default=d.sample_rate)
-  p.add_argument("--channels", type=int, default=d.channels, choices=(1, 2))
-  p.add_argument(
-      "--audio_format", default=d.audio_format, choices=("pcm_s16le", "floats")
-  )
-  p.add_argument(
-      "--clip_seconds",
-      type=float,
-      default=d.clip_seconds,
-      help="records of this length; 0 = one per video",
-  )
-  p.add_argument(
-      "--max_seconds",
-      type=float,
-      default=d.max_seconds,
-      help="decode at most this much per video; 0 = all",
-  )
-  p.add_argument("--min_seconds", type=float, default=d.min_seconds)
-  p.add_argument("--num_shards", type=int, default=d.num_shards)
-  p.add_argument(
-      "--test_fraction",
-      type=float,
-      default=None,
-      help="hash-split share of 'test' (default 0.1 with --labels, else 0)",
-  )
-  p.add_argument("--workers", type=int, default=None, help="default: CPU count")
-  p.add_argument("--quiet", action="store_true", help="no progress bar")
-  return p
+_DEFAULTS = Options()
+_OPTIONS = tuple(f.name for f in dataclasses.fields(Options))
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+    "videos", None, "folder (recursive), glob, or file", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "output", None, "folder for shards and manifest.json", flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "labels", None, "CSV with columns file,label[,split]", flag_values=FLAGS
+)
+flags.DEFINE_float(
+    "fps", _DEFAULTS.fps, "frames kept per second", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+    "shorter_side",
+    _DEFAULTS.shorter_side,
+    "frames are resized to this shorter side",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "jpeg_quality",
+    _DEFAULTS.jpeg_quality,
+    "JPEG quality of the stored frames",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "sample_rate",
+    _DEFAULTS.sample_rate,
+    "audio is resampled to this rate (Hz)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "channels",
+    _DEFAULTS.channels,
+    "1 (mono) or 2 (stereo)",
+    flag_values=FLAGS,
+)
+flags.register_validator(
+    "channels",
+    lambda value: value in (1, 2),
+    "invalid choice (choose from 1, 2)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_enum(
+    "audio_format",
+    _DEFAULTS.audio_format,
+    ["pcm_s16le", "floats"],
+    "int16 bytes or DMVR float lists",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "clip_seconds",
+    _DEFAULTS.clip_seconds,
+    "records of this length; 0 = one per video",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "max_seconds",
+    _DEFAULTS.max_seconds,
+    "decode at most this much per video; 0 = all",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "min_seconds",
+    _DEFAULTS.min_seconds,
+    "drop clips (and skip videos) shorter than this",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "num_shards",
+    _DEFAULTS.num_shards,
+    "shards of the train split",
+    flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "test_fraction",
+    None,
+    "hash-split share of 'test' (default 0.1 with --labels, else 0)",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "workers", None, "worker processes (default: CPU count)", flag_values=FLAGS
+)
+flags.DEFINE_bool("quiet", False, "no progress bar", flag_values=FLAGS)
+flags.mark_flags_as_required(["videos", "output"], flag_values=FLAGS)
 
 
 def _stop_on_signal(signum, frame):
@@ -214,17 +256,14 @@ def _stop_on_signal(signum, frame):
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command line; returns the exit status."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-  args = vars(_parser().parse_args(argv))
-  videos, output, labels = (
-      args.pop("videos"),
-      args.pop("output"),
-      args.pop("labels"),
-  )
-  workers, quiet = args.pop("workers"), args.pop("quiet")
+  args = cli_flags.parse(FLAGS, argv, __doc__, "avself.data.prepare")
+  options = {name: getattr(args, name) for name in _OPTIONS}
+  videos, output, labels = args.videos, args.output, args.labels
+  workers, quiet = args.workers, args.quiet
   signal.signal(signal.SIGTERM, _stop_on_signal)
   try:
     manifest = prepare(
-        videos, output, labels, workers=workers, progress=not quiet, **args
+        videos, output, labels, workers=workers, progress=not quiet, **options
     )
     if quiet:
       print(manifest["summary"])  # the report is never optional

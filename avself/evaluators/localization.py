@@ -2,14 +2,14 @@
 
 Data: the evaluator reads the world's `ground_truth.jsonl` (per clip: every
 object's box in every frame and whether it sounds) and decodes the world's
-mp4s itself with `avself.localize.decode` (media.load_video at the training
+mp4s itself with `avself.clip_input.decode` (media.load_video at the training
 clip rate, shorter side `resize_shorter`, centre crop `image_size`: what the
 pipeline feeds at evaluation). The records carry no boxes, and a decoded file
 has a known time origin, so frames and boxes line up exactly. The world lives
 beside the records (`<root>/records`, `<root>/world`, see data/synthetic_records.py), or
 at `eval_config.world_dir`.
 
-Heat: `localize.video_heatmap`, the CLI's: clips every `hop` frames, each
+Heat: `video_cam.video_heatmap`, the CLI's: clips every `hop` frames, each
 map step placed on the frame it stands for, the views of a frame averaged
 (and with `flip`, averaged with the mirrored video's).
 
@@ -29,8 +29,9 @@ import os
 
 import numpy as np
 
-from avself import localize
+from avself import clip_input
 from avself import pictures
+from avself import video_cam
 from avself.evaluators import ground_truth
 
 
@@ -196,7 +197,7 @@ def load_world_videos(
   """
   videos = []
   for truth in rows:
-    frames, audio, media, crop = localize.decode(
+    frames, audio, media, crop = clip_input.decode(
         os.path.join(folder, truth["file"]), spec, max_seconds
     )
     resized_hw = np.asarray(media.frames).shape[1:3]
@@ -217,7 +218,7 @@ def load_world_videos(
 class Evaluator:
   """Pointing accuracy of the sync net's CAM vs the centre baseline, and overlays.
 
-  Each video's heat comes from `localize.video_heatmap`: sliding clips every
+  Each video's heat comes from `video_cam.video_heatmap`: sliding clips every
   `hop` frames, their maps placed on the frames they stand for and averaged.
   All frames up to the last whole clip are scored.
 
@@ -249,7 +250,7 @@ class Evaluator:
   def run(self, state):
     """Yields pointing_accuracy, centre_baseline, resolution_ceiling, num_frames, cam_overlay."""
     if self._videos is None:
-      self._spec = localize.state_clip_spec(self.config, state)
+      self._spec = clip_input.state_clip_spec(self.config, state)
       rows = read_ground_truth(self.folder, self.split)[: self.num_videos]
       self._videos = load_world_videos(
           self.folder, rows, self._spec, self.max_seconds
@@ -258,7 +259,7 @@ class Evaluator:
     hits = base_hits = scored = 0
     heats = []
     for video in self._videos:
-      heat, _ = localize.video_heatmap(
+      heat, _ = video_cam.video_heatmap(
           self.model,
           state,
           video["frames"],
@@ -284,12 +285,12 @@ class Evaluator:
   def _ceiling(self, map_shape) -> int:
     """Hits of a perfect map with the net's cells in space and one step per frame.
 
-    The sliding clips give every frame its own map (`localize.video_heatmap`),
+    The sliding clips give every frame its own map (`video_cam.video_heatmap`),
     so only the map's spatial size limits it.
     """
     total = 0
     for video in self._videos:
-      frames = localize.covered_frames(
+      frames = video_cam.covered_frames(
           len(video["frames"]), self._spec.num_frames, self.hop
       )
       total += resolution_ceiling(
