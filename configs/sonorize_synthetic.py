@@ -37,14 +37,14 @@ VARIANTS = ("runlocal",)
 
 
 def get_config(arg=None):
-  """Two width-1/8 VGG streams, two temporal convs of 5 frames, L2 on log mel."""
+  """Two width-1/16 VGG streams, two temporal convs of 5 frames, L2 on log mel."""
   variants = config_lib.variants(arg, VARIANTS)
   c = config_lib.base_config()
   c.task = "sonorize"
   c.batch_size = 8
-  c.total_steps = 1500
+  c.total_steps = 1000
   c.log_every_steps = 50
-  c.eval_every_steps = 1500
+  c.eval_every_steps = 1000
   c.checkpoint.every_steps = 500
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "cosine"
@@ -53,7 +53,7 @@ def get_config(arg=None):
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "sonorize"
-  c.model.width = 0.125
+  c.model.width = 0.0625
   c.model.hidden = 128
   c.model.temporal = "conv"
   c.model.temporal_layers = 2
@@ -73,6 +73,9 @@ def get_config(arg=None):
           num_bands=32,
           steps_per_frame=4,
           loss="l2",
+          # Example-based synthesis: each 0.5 s of predicted bands takes the
+          # nearest 0.5 s of training sound.
+          segment_steps=20,
           index="",  # '': index the training sounds into WORKDIR/sonorize
           index_seconds=0,  # index at most this much sound; 0: all
       )

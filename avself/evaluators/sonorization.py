@@ -110,7 +110,7 @@ def bands_picture(rows: list, height: int = 64, width: int = 192):
 class Evaluator:
   """Attributes (eval_config): split (config.data.eval_split), num_clips (192),
   seed (0), batch_size (config.batch_size), segment_steps (example-based
-  segment, default 5 frames' steps), onset_threshold (0.5 nats of mean band
+  segment, default config.sonorize.segment_steps), onset_threshold (0.5 nats of mean band
   rise), onset_tolerance (0.1 s), griffin_lim_iterations (32; 0: no
   parametric source), picture_dir ('').
   """
@@ -124,7 +124,9 @@ class Evaluator:
     self.seed = int(eval_config.get("seed") or 0)
     self.batch = int(eval_config.get("batch_size") or config.batch_size)
     self.segment = int(
-        eval_config.get("segment_steps") or 5 * self.spec.steps_per_frame
+        eval_config.get("segment_steps")
+        or config.sonorize.get("segment_steps")
+        or 5 * self.spec.steps_per_frame
     )
     self.threshold = float(eval_config.get("onset_threshold", 0.5))
     self.tolerance = float(eval_config.get("onset_tolerance", 0.1))
