@@ -26,6 +26,9 @@ INSTALL_REQUIRES = [
     # bss_eval's SDR / SIR / SAR (evaluators/separation.py); 0.1.4 is run
     # with its conjugate-gradient solver under NumPy 2.
     "fast-bss-eval>=0.1.4",
+    # Sonorization's mel filterbank and its inverse (Griffin-Lim): the
+    # parametric waveform (avself/synthesis.py).
+    "librosa>=0.10",
 ]
 
 setuptools.setup(

@@ -550,3 +550,23 @@ def test_clips_batches_have_static_shapes(records_dir):
   assert (
       list(ds.as_numpy_iterator()) == []
   )  # this host's only record is too short
+
+
+def test_clip_mode_gives_consecutive_frames_and_audio_from_the_first_frame(
+    records_dir,
+):
+  cfg = _config(records_dir)
+  cfg.clip.update(num_frames=10, clip_seconds=1.0)
+  out = _stack(_batches(cfg, "clip", count=8))
+  assert set(out) == {"video", "waveform", "class_label"}
+  assert out["video"].shape == (64, 10, 32, 32, 3)
+  assert out["waveform"].shape == (64, 8000, 1)
+  vid, frame = _frame_colour(out["video"])
+  assert (vid == out["class_label"][:, None]).all()
+  # Consecutive (green = 8 * frame wraps at frame 32 in the 3.5 s video).
+  np.testing.assert_array_equal(np.mod(np.diff(frame, axis=1), 32), 1)
+  heard_vid, heard = _ramp(out["waveform"][:, 0, 0])
+  np.testing.assert_array_equal(heard_vid, out["class_label"])
+  # The sound starts where the first frame starts (16-bit audio: ~2 ms).
+  apart = np.mod(heard * FPS - frame[:, 0], 32)  # in frames, modulo the wrap
+  assert (np.minimum(apart, 32 - apart) < 3e-3 * FPS).all()

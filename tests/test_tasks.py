@@ -14,7 +14,7 @@ TASK_NAMES = sorted(
     m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg
 )
 WARM_STARTS = {"action", "separation", "sync"}
-PREPARES_DATA = {"ambient", "soundnet"}
+PREPARES_DATA = {"ambient", "soundnet", "sonorize"}
 
 
 def _members(protocol) -> list[str]:

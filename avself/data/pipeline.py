@@ -31,6 +31,9 @@ n = samples of the clip, C = stored channels, (F, T) = spectrogram_shape):
             target f32 [B,steps,K]: the rows of `frame_targets.path` (a
             `avself.data.targets` table) for the frames at the centres of
             `steps` equal parts of the audio window (no labels)
+  'clip'    video f32 [B,N,S,S,3] of N consecutive frames, waveform f32
+            [B,n,C] starting at the first frame's start, class_label
+            (sonorization: `clip.num_frames`, `clip.clip_seconds`)
 
 Time: frame i shows [i/fps, (i+1)/fps); audio sample j is at j/sample_rate,
 both from the record's start. Only the span both streams cover is used, and a
@@ -52,7 +55,15 @@ import tensorflow as tf
 
 from avself.data import audio, ops, reading, records, sampling
 
-MODES = ("avc", "pairs", "sync", "mixture", "clips", "frame_targets")
+MODES = (
+    "avc",
+    "pairs",
+    "sync",
+    "mixture",
+    "clips",
+    "frame_targets",
+    "clip",
+)
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -91,6 +102,8 @@ def default_data_config() -> ml_collections.ConfigDict:
               paired=True,
           ),
           mixture=dict(num_frames=63, clip_seconds=4.2),
+          # 'clip': consecutive frames at the records' fps and their audio.
+          clip=dict(num_frames=30, clip_seconds=1.2),
           clips_per_video=0,  # 'clips': at most this many windows per video; 0 = all
           # 'frame_targets': a per-frame table (teacher posteriors, audio
           # clusters; relative paths are under `path`) and the targets per window.
@@ -224,6 +237,8 @@ def _finish(
     )
 
   out = dict(video=image, class_label=batch["class_label"])
+  if mode == "clip":
+    return dict(out, waveform=gained(batch["waveform"]))
   if mode == "mixture":
     on_screen, off_screen = gained(batch["waveform"]), gained(
         batch["off_screen_waveform"]
@@ -251,6 +266,8 @@ def _min_samples(cfg, mode: str) -> int:
     return sampling.seconds_to_samples(cfg.sync.clip_seconds, cfg)
   if mode == "mixture":
     return sampling.seconds_to_samples(cfg.mixture.clip_seconds, cfg)
+  if mode == "clip":
+    return sampling.seconds_to_samples(cfg.clip.clip_seconds, cfg)
   return sampling.seconds_to_samples(cfg.audio_seconds, cfg)
 
 
@@ -262,6 +279,7 @@ def _examples(videos, cfg, *, mode: str, seed: int):
       pairs=sampling.sample_frame_and_audio,
       sync=sampling.sample_sync,
       mixture=lambda v, c, k: sampling.sample_clip(v, c, k, c.mixture)[0],
+      clip=sampling.sample_frame_aligned_clip,
   ).get(mode)
   if mode == "frame_targets":
     from avself.data import targets  # pylint: disable=g-import-not-at-top

@@ -95,6 +95,41 @@ def sample_clip(video, cfg, k: int, clip) -> tuple[dict, tf.Tensor]:
   return out, starts
 
 
+def sample_frame_aligned_clip(video, cfg, k: int) -> dict:
+  """K runs of `clip.num_frames` consecutive frames and the audio they span.
+
+  Each window starts at a frame's start (sample round(first * rate / fps)), so
+  audio step j of frame i lies inside frame i: what sonorization regresses
+  per step. `clip.clip_seconds` is `num_frames` / the records' fps.
+  """
+  rand = ops.draw_random_state(video["seed"], k)
+  n = seconds_to_samples(cfg.clip.clip_seconds, cfg)
+  per_frame = _rate(video, "sample_rate") / _rate(video, "fps")
+  usable = reading.usable_samples(video)
+  last_first = tf.cast(
+      tf.floor(tf.cast(usable - n, tf.float64) / per_frame), tf.int64
+  )
+  last_first = tf.minimum(
+      last_first,
+      tf.size(video["frames"], out_type=tf.int64) - int(cfg.clip.num_frames),
+  )
+  first = ops.uniform_int(
+      ops.random_field(rand, "window"), tf.maximum(last_first, 0) + 1
+  )  # [K]
+  starts = tf.cast(tf.round(tf.cast(first, tf.float64) * per_frame), tf.int64)
+  starts = tf.minimum(starts, usable - n)
+  frames = first[:, None] + tf.range(int(cfg.clip.num_frames), dtype=tf.int64)
+  frames = tf.minimum(frames, tf.size(video["frames"], out_type=tf.int64) - 1)
+  out = _shared_fields(video, k, rand)
+  out.update(
+      jpeg=tf.gather(video["frames"], frames),  # [K, N]
+      waveform=_maybe_mono(
+          ops.slice_windows(video["waveform"], starts, n), cfg
+      ),
+  )
+  return out
+
+
 def _shift(starts, rand, usable, n: int, sync, sample_rate: int):
   """Signed shifts (samples) with |shift| in [min_shift, max_shift] seconds.
 
