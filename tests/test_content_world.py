@@ -93,9 +93,7 @@ def test_written_world_goes_through_prepare_with_its_labels(tmp_path):
     rows = list(csv.DictReader(f))
   assert [r["label"] for r in rows] == [c[0] for c in render.CLASSES]
   # Real H.264 + AAC that the media reader decodes back.
-  clip = media.load_video(
-      os.path.join(videos, rows[0]["file"]), 10, 32, 16000
-  )
+  clip = media.load_video(os.path.join(videos, rows[0]["file"]), 10, 32, 16000)
   assert clip.has_audio and clip.frames.shape[1:] == (32, 32, 3)
   assert abs(clip.duration - 1.5) < 0.1
   manifest = prepare.prepare(
