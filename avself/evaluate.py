@@ -85,6 +85,27 @@ def format_table(results: dict) -> str:
   return "\n".join(lines + [f"{k:<{width}}  {v}" for k, v in rows])
 
 
+# What each of the probe's split counts (`probe.check_split`) means.
+_SPLIT_WARNINGS = {
+    "unseen_class_test_clips": (
+        "test clips of classes with no training clips (always mispredicted)"
+    ),
+    "classes_short_of_labels": (
+        "classes with fewer training clips than train_clips_per_class asks for"
+    ),
+}
+
+
+def split_warnings(results: dict) -> list[str]:
+  """One line per nonzero split count of a probe (`probe.check_split`)."""
+  lines = []
+  for key, value in sorted(results.items()):
+    name, _, metric = key.rpartition("/")
+    if metric in _SPLIT_WARNINGS and value:
+      lines.append(f"WARNING {name}: {int(value)} {_SPLIT_WARNINGS[metric]}")
+  return lines
+
+
 def evaluate(
     workdir: str,
     eval_config: Optional[ml_collections.ConfigDict] = None,
@@ -146,6 +167,8 @@ def main(argv):
         f"({os.path.join(FLAGS.workdir, EVAL_DIR, 'results.json')}):"
     )
     print(format_table(results))
+    for line in split_warnings(results):
+      print(line)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ off-screen noise wanders in level, the main object is the only one heard
 a clip's sound names its class; 1500 videos, because fewer overfit.
 """
 
+import ml_collections
+
 from avself import config_lib
 
 # `--config=FILE.py:NAME[,NAME]`; config_lib.variants refuses any other name.
@@ -36,6 +38,9 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 1.2e-3
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 50
+  # 'all': every (audio, image) pair of a batch is a pair (B - 1 negatives
+  # per example); 'pair': the batch's own pairs (avself.tasks.avc).
+  c.avc = ml_collections.ConfigDict(dict(negatives="pair"))
 
   d = c.data
   d.synthetic = config_lib.synthetic_world_config()

@@ -149,6 +149,90 @@ def test_episodes_average_probes_over_draws_of_the_labelled_clips():
     probe_lib.episodes_accuracy(train, test, episodes=2, clips_per_class=0)
 
 
+# ### The probe checks its split ###########################################
+
+
+def _of_classes(data: dict, classes) -> dict:
+  keep = np.isin(data["label"], classes)
+  return {k: v[keep] for k, v in data.items()}
+
+
+def test_probe_refuses_a_test_split_of_classes_it_never_trained_on():
+  # Fitted on classes 0-7, scored on 8-9: every prediction is wrong for any
+  # features (trained and random alike score 0.0); the probe says why.
+  rng = np.random.default_rng(5)
+  centres = 3.0 * rng.standard_normal((10, 16))
+  train = _of_classes(_clips(rng, centres, 200, 2), range(8))
+  test = _of_classes(_clips(rng, centres, 100, 2), [8, 9])
+  with pytest.raises(ValueError, match=r"no test clip is of a class.*\[8, 9\]"):
+    probe_lib.probe_accuracy(train, test, C=1.0)
+  with pytest.raises(ValueError, match="no test clip"):
+    probe_lib.episodes_accuracy(train, test, episodes=2, clips_per_class=1)
+  with pytest.raises(ValueError, match="at least 2"):
+    probe_lib.probe_accuracy(_of_classes(train, [3]), test, C=1.0)
+
+
+def test_probe_reports_test_clips_of_untrained_classes():
+  rng = np.random.default_rng(6)
+  centres = 3.0 * rng.standard_normal((5, 16))
+  train = _of_classes(_clips(rng, centres, 150, 2), range(4))
+  test = _clips(rng, centres, 60, 2)
+  unseen = len(np.unique(test["video_index"][test["label"] == 4]))
+  result = probe_lib.probe_accuracy(train, test, C=1.0)
+  assert unseen > 0 and result["unseen_class_test_clips"] == unseen
+  assert result["classes_short_of_labels"] == 0
+  (warning,) = result["warnings"]
+  assert f"{unseen} of 60 test clips" in warning and "[4]" in warning
+  # The unseen clips cap the accuracy, as the warning says.
+  assert result["accuracy"] <= 1 - unseen / 60
+  assert result["accuracy"] >= 0.9 * (1 - unseen / 60)
+  folds = np.repeat(np.arange(150) % 3, 2)[: len(train["label"])]
+  clean = probe_lib.cross_validate(train, folds, C=1.0)
+  assert clean["unseen_class_test_clips"] == 0 and clean["warnings"] == []
+
+
+def test_probe_reports_classes_with_fewer_clips_than_asked_for():
+  rng = np.random.default_rng(7)
+  centres = 3.0 * rng.standard_normal((4, 16))
+  train = _clips(rng, centres, 80, 2)
+  # Class 2 keeps 2 of its clips: fewer than the 5 per class asked for.
+  class2 = np.unique(train["video_index"][train["label"] == 2])
+  train = {
+      k: v[~np.isin(train["video_index"], class2[2:])] for k, v in train.items()
+  }
+  test = _clips(rng, centres, 40, 2)
+  result = probe_lib.probe_accuracy(train, test, C=1.0, clips_per_class=5)
+  assert result["classes_short_of_labels"] == 1
+  assert result["num_train_clips"] == 3 * 5 + 2
+  (warning,) = result["warnings"]
+  assert "1 of 4 classes" in warning and "fewest: 2" in warning
+  episodes = probe_lib.episodes_accuracy(
+      train, test, episodes=2, clips_per_class=5, C=1.0
+  )
+  assert episodes["classes_short_of_labels"] == 1
+  assert episodes["warnings"] == result["warnings"]
+  # Enough clips of every class: nothing to say.
+  enough = probe_lib.probe_accuracy(train, test, C=1.0, clips_per_class=2)
+  assert enough["classes_short_of_labels"] == 0 and not enough["warnings"]
+
+
+def test_evaluate_prints_a_warning_for_each_suspect_probe():
+  lines = evaluate.split_warnings(
+      {
+          "audio_probe/accuracy": 0.5,
+          "audio_probe/classes_short_of_labels": 3.0,
+          "vision_probe/unseen_class_test_clips": 0.0,
+          "audio_probe_all/unseen_class_test_clips": 12.0,
+      }
+  )
+  assert lines == [
+      "WARNING audio_probe: 3 classes with fewer training clips than "
+      "train_clips_per_class asks for",
+      "WARNING audio_probe_all: 12 test clips of classes with no training "
+      "clips (always mispredicted)",
+  ]
+
+
 # ### The TFDS path on a fake ESC-50 #########################################
 
 
@@ -312,6 +396,10 @@ def test_evaluate_restores_checkpoint_and_writes_results(
       "audio_probe/accuracy_std",
       "audio_probe/random_init_accuracy_std",
   } <= set(stored)
+  # ... so the probe reports the classes short of labels, and so does the CLI.
+  assert stored["audio_probe/classes_short_of_labels"] > 0
+  assert "audio_probe_all/classes_short_of_labels" not in stored
+  assert "WARNING audio_probe: " in table
   for key in expected - {"step"}:
     assert np.isfinite(stored[key]), key
   assert 0.0 <= stored["vision_probe/random_init_accuracy"] <= 1.0

@@ -570,3 +570,38 @@ def test_clip_mode_gives_consecutive_frames_and_audio_from_the_first_frame(
   # The sound starts where the first frame starts (16-bit audio: ~2 ms).
   apart = np.mod(heard * FPS - frame[:, 0], 32)  # in frames, modulo the wrap
   assert (np.minimum(apart, 32 - apart) < 3e-3 * FPS).all()
+
+
+def test_audible_windows_skip_silence_and_leave_audible_draws_alone():
+  from avself.data import sampling  # pylint: disable=g-import-not-at-top
+
+  # 4 s at 1 kHz: silent but for 1.5-2.5 s; 1 s windows (n = 1000).
+  rng = np.random.default_rng(0)
+  waveform = np.zeros((4000, 1), np.float32)
+  waveform[1500:2500, 0] = rng.standard_normal(1000)
+  video = {
+      "waveform": tf.constant(waveform),
+      "frames": tf.constant([b""] * 40),
+      "fps": tf.constant(10.0),
+      "sample_rate": tf.constant(1000),
+  }
+  u = tf.constant(rng.uniform(size=200), tf.float32)
+  plain = sampling.audible_starts(video, u, 1000, 1, 0.1).numpy()
+  np.testing.assert_array_equal(plain, ops.uniform_int(u, 3001).numpy())
+
+  def heard(starts):  # share of each window's samples that carry sound
+    return np.array([np.mean(waveform[s : s + 1000, 0] != 0) for s in starts])
+
+  # The clip's mean power is 1/4: a window is audible at min_energy 0.1 when
+  # 2.5 % of it sounds, at 2.0 when half of it does.
+  assert np.mean(heard(plain) < 0.025) > 0.3  # many plain draws are silent
+  picked = sampling.audible_starts(video, u, 1000, 4, 0.1).numpy()
+  assert np.mean(heard(picked) < 0.025) < 0.05
+  # A draw that was audible is kept as it was.
+  audible = heard(plain) >= 0.05  # clear of the threshold
+  np.testing.assert_array_equal(picked[audible], plain[audible])
+  loud = sampling.audible_starts(video, u, 1000, 4, 2.0).numpy()
+  assert np.mean(heard(loud) >= 0.4) > 0.9 > np.mean(heard(plain) >= 0.4)
+  # A clip with no sound at all: the first draw's start is as good as any.
+  video["waveform"] = tf.zeros((4000, 1))
+  assert sampling.audible_starts(video, u, 1000, 4, 0.1).shape == (200,)

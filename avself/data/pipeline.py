@@ -91,6 +91,10 @@ def default_data_config() -> ml_collections.ConfigDict:
           # decoded crops, so each parse feeds several examples; the shuffle
           # buffer spreads them apart.
           samples_per_video=8,
+          # avc/pairs training windows: the first of `tries` draws whose mean
+          # power is at least `min_energy` x the clip's (else the loudest);
+          # tries 1: every window as drawn, silent or not.
+          audible_window=dict(tries=1, min_energy=0.1),
           # Examples held for shuffling: ~0.2 MB each for avc at paper scale, ~3 MB
           # for a 4.2 s sync clip (63 JPEGs + 2 windows at 48 kHz): lower it there.
           shuffle_buffer=2048,
@@ -271,12 +275,18 @@ def _min_samples(cfg, mode: str) -> int:
   return sampling.seconds_to_samples(cfg.audio_seconds, cfg)
 
 
-def _examples(videos, cfg, *, mode: str, seed: int):
+def _examples(videos, cfg, *, mode: str, seed: int, train: bool = False):
   """Videos -> shuffled undecoded examples (mixture: paired; avc pairs in `_finish`)."""
   k = cfg.samples_per_video
+  # Training windows may skip silence (`audible_window`); evaluation windows
+  # are drawn as they come, so held-out scores keep one meaning.
+  tries = max(1, int(cfg.audible_window.tries)) if train else 1
+  frame_and_audio = functools.partial(
+      sampling.sample_frame_and_audio, tries=tries
+  )
   sample = dict(
-      avc=sampling.sample_frame_and_audio,
-      pairs=sampling.sample_frame_and_audio,
+      avc=frame_and_audio,
+      pairs=frame_and_audio,
       sync=sampling.sample_sync,
       mixture=lambda v, c, k: sampling.sample_clip(v, c, k, c.mixture)[0],
       clip=sampling.sample_frame_aligned_clip,
@@ -350,7 +360,7 @@ def make_dataset(
     ).unbatch()
     ds = ds.batch(batch_size)  # the short last batch is padded in _finish
   else:
-    ds = _examples(videos, cfg, mode=mode, seed=seed).batch(
+    ds = _examples(videos, cfg, mode=mode, seed=seed, train=train).batch(
         batch_size, drop_remainder=True
     )
   finish = functools.partial(

@@ -45,12 +45,58 @@ def _maybe_mono(waveform, cfg):
   return ops.mono(waveform) if cfg.spectrogram.mono else waveform
 
 
-def sample_frame_and_audio(video, cfg, k: int) -> dict:
-  """K (frame, audio window) pairs; each frame lies inside its audio window."""
+# Candidate window draws after the first: u + j * (golden ratio) mod 1 are
+# spread over the clip and leave the first draw (and with it every example
+# whose first window is audible) as without the check.
+_GOLDEN = 0.6180339887498949
+
+
+def audible_starts(video, u, n: int, tries: int, min_energy: float):
+  """Window starts [K]: the first of `tries` draws whose sound is audible.
+
+  `u` [K] uniform draws. Draw j starts at `uniform_int(u + j * golden mod 1)`.
+  A window is audible when its mean power is at least `min_energy` times the
+  clip's mean power (relative: any recording level); where none of the draws
+  is, the loudest is taken. `tries` 1: the first draw, as ever.
+  """
+  usable = reading.usable_samples(video)
+  offsets = tf.range(tries, dtype=tf.float32)[:, None] * _GOLDEN
+  u = tf.math.floormod(u[None, :] + offsets, 1.0)  # [tries, K]
+  starts = ops.uniform_int(u, usable - n + 1)  # [tries, K]
+  if tries == 1:
+    return starts[0]
+  power = tf.reduce_mean(
+      tf.square(tf.cast(video["waveform"][:usable], tf.float64)), axis=1
+  )
+  cumulative = tf.concat([tf.zeros([1], tf.float64), tf.cumsum(power)], 0)
+  energy = (
+      tf.gather(cumulative, starts + n) - tf.gather(cumulative, starts)
+  ) / float(n)
+  clip = cumulative[-1] / tf.cast(tf.maximum(usable, 1), tf.float64)
+  audible = energy >= min_energy * clip  # [tries, K]
+  first = tf.argmax(tf.cast(audible, tf.int32), axis=0)
+  pick = tf.where(
+      tf.reduce_any(audible, axis=0), first, tf.argmax(energy, axis=0)
+  )
+  return tf.reduce_sum(
+      starts * tf.one_hot(pick, tries, axis=0, dtype=tf.int64), 0
+  )
+
+
+def sample_frame_and_audio(video, cfg, k: int, tries: int = 1) -> dict:
+  """K (frame, audio window) pairs; each frame lies inside its audio window.
+
+  `tries` > 1: each window is the first audible one of that many draws
+  (`audible_starts`, `cfg.audible_window.min_energy`).
+  """
   rand = ops.draw_random_state(video["seed"], k)  # [K, P]
   n = seconds_to_samples(cfg.audio_seconds, cfg)
-  starts = ops.uniform_int(
-      ops.random_field(rand, "window"), reading.usable_samples(video) - n + 1
+  starts = audible_starts(
+      video,
+      ops.random_field(rand, "window"),
+      n,
+      tries,
+      cfg.get("audible_window", {}).get("min_energy", 0.0),
   )  # [K]
   per_frame = _rate(video, "fps") / _rate(video, "sample_rate")
   first = tf.cast(

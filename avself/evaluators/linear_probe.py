@@ -31,6 +31,7 @@ passes their ReLUs, which is part of what "random" means here).
 
 import functools
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -142,6 +143,11 @@ class Evaluator:
     if "num_train_clips" in trained:
       yield "num_train_clips", float(trained["num_train_clips"])
     yield "feature_dim", float(trained["feature_dim"])
+    # A suspect split (probe_lib.check_split) is said in the results, not
+    # only in the log: counts beside the accuracy, nonzero only.
+    for metric in probe_lib.WARNING_METRICS:
+      if trained.get(metric):
+        yield metric, float(trained[metric])
 
   def _probe(self, data: dict, net: str) -> dict:
     """Probe result of one network's features: CV by fold, or train -> test."""
@@ -180,6 +186,9 @@ class Evaluator:
           view(data["train"]), data["train"]["fold"], **kwargs
       )
     result["feature_dim"] = data["train"][f"{net}/{self.modality}"].shape[1]
+    if net == "trained":  # the same labels for both nets: say it once
+      for warning in result.get("warnings", ()):
+        logging.warning("linear_probe (%s): %s", self.modality, warning)
     return result
 
   def _features(self, nets: dict) -> dict:

@@ -12,6 +12,10 @@ from avself.evaluators import features as features_lib
 
 DEFAULT_C = 0.01  # see make_probe and docs/evaluation.md
 
+# Counts a probe reports when its split is suspect (see `check_split`); the
+# evaluator yields them beside the accuracy, `avself.evaluate` prints them.
+WARNING_METRICS = ("unseen_class_test_clips", "classes_short_of_labels")
+
 
 def make_probe(C: float, seed: int = 0) -> pipeline.Pipeline:
   """z-score (fitted on whatever `fit` sees: the training windows) -> one-vs-all LinearSVC."""
@@ -80,6 +84,57 @@ def labelled_subset(data: dict, clips_per_class: int, seed: int = 0) -> dict:
   return _rows(data, np.isin(data["video_index"], np.concatenate(chosen)))
 
 
+def check_split(train: dict, test: dict, clips_per_class: int = 0) -> dict:
+  """What makes a probe's score on `test` mean less than it says.
+
+  `train`, `test` as for `probe_accuracy` (before any `labelled_subset`).
+  Raises ValueError where no score means anything: fewer than 2 classes
+  with training clips, or no test clip of a class that has any (every
+  prediction is then wrong, for trained and random features alike). Returns
+  {unseen_class_test_clips: test clips whose class has no training clip
+  (always mispredicted: they cap the accuracy), classes_short_of_labels:
+  classes with fewer training clips than `clips_per_class` asked for,
+  warnings: one sentence for each nonzero count}.
+  """
+  train_labels = clip_labels(train["label"], train["video_index"])
+  test_labels = clip_labels(test["label"], test["video_index"])
+  classes, counts = np.unique(train_labels, return_counts=True)
+  if len(classes) < 2:
+    raise ValueError(
+        f"linear probe: the training split has clips of {len(classes)} "
+        f"class(es) {classes.tolist()}; a classifier needs at least 2"
+    )
+  unseen = ~np.isin(test_labels, classes)
+  missing = np.unique(test_labels[unseen])
+  if len(test_labels) and unseen.all():
+    raise ValueError(
+        f"linear probe: no test clip is of a class with training clips "
+        f"(test classes {missing.tolist()}, training classes "
+        f"{classes.tolist()}); every prediction would be wrong, so the "
+        "score would be 0 for any features. Are the splits or labels swapped?"
+    )
+  warnings = []
+  if unseen.any():
+    warnings.append(
+        f"{int(unseen.sum())} of {len(test_labels)} test clips are of classes "
+        f"{missing.tolist()} that have no training clips: they are always "
+        f"mispredicted, so accuracy is at most {1 - unseen.mean():.3f}"
+    )
+  short = classes[counts < clips_per_class] if clips_per_class else classes[:0]
+  if len(short):
+    fewest = int(counts.min())
+    warnings.append(
+        f"{len(short)} of {len(classes)} classes have fewer training clips "
+        f"than the {clips_per_class} per class asked for (fewest: {fewest}, "
+        f"classes {short.tolist()}): those use all they have"
+    )
+  return {
+      "unseen_class_test_clips": int(unseen.sum()),
+      "classes_short_of_labels": len(short),
+      "warnings": warnings,
+  }
+
+
 def probe_accuracy(
     train: dict,
     test: dict,
@@ -94,9 +149,12 @@ def probe_accuracy(
   `train`, `test`: {features [N, D], label [N], video_index [N]}. With `Cs`
   given, C is chosen from them by `choose_C`, else `C` is used. With
   `clips_per_class` > 0 only that many training clips of each class are used
-  (`labelled_subset`). Returns {accuracy, C, num_test_clips,
-  num_train_clips, probe} (the fitted sklearn pipeline).
+  (`labelled_subset`). The split is checked first (`check_split`: raises
+  where no score means anything). Returns {accuracy, C, num_test_clips,
+  num_train_clips, probe (the fitted sklearn pipeline)} and `check_split`'s
+  counts and warnings.
   """
+  checks = check_split(train, test, clips_per_class)
   if clips_per_class:
     train = labelled_subset(train, clips_per_class, seed)
   x = train["features"].reshape(len(train["features"]), -1)
@@ -114,6 +172,7 @@ def probe_accuracy(
       "num_test_clips": len(truth),
       "num_train_clips": len(np.unique(train["video_index"])),
       "probe": probe,
+      **checks,
   }
 
 
@@ -160,6 +219,7 @@ def episodes_accuracy(
       "C": runs[0]["C"],
       "num_test_clips": runs[0]["num_test_clips"],
       "num_train_clips": runs[0]["num_train_clips"],
+      **{k: runs[0][k] for k in (*WARNING_METRICS, "warnings")},
   }
 
 
@@ -168,14 +228,26 @@ def cross_validate(data: dict, folds: np.ndarray, **probe_kwargs) -> dict:
 
   `data` as for `probe_accuracy`; `folds` [N] is each window's fold.
   """
-  accuracies, clips = [], 0
+  accuracies, clips, results = [], 0, []
   for fold in np.unique(folds):
     result = probe_accuracy(
         _rows(data, folds != fold), _rows(data, folds == fold), **probe_kwargs
     )
     accuracies.append(result["accuracy"])
     clips += result["num_test_clips"]
+    results.append(result)
   return {
+      "unseen_class_test_clips": sum(
+          r["unseen_class_test_clips"] for r in results
+      ),
+      "classes_short_of_labels": max(
+          r["classes_short_of_labels"] for r in results
+      ),
+      "warnings": [
+          f"fold {fold}: {w}"
+          for fold, r in zip(np.unique(folds), results)
+          for w in r["warnings"]
+      ],
       "accuracy": float(np.mean(accuracies)),
       "accuracy_std": float(np.std(accuracies)),
       "fold_accuracies": accuracies,

@@ -57,12 +57,16 @@ class L3Net(nn.Module):
     dtype: compute dtype; parameters stay float32.
     fusion_hidden: width of the fusion's fc1 (128 in the paper).
     num_classes: fusion outputs (2: mismatched / matched).
+    negatives: the AVC loss's negatives ('pair' or 'all'; not the net's).
   """
 
   width: float = 1.0
   dtype: Dtype = jnp.float32
   fusion_hidden: int = 128
   num_classes: int = 2
+  # The AVC loss's negatives ('pair' or 'all', `avself.tasks.avc`): a loss
+  # option kept here because the train loop hands the task only the model.
+  negatives: str = "pair"
 
   def setup(self):
     self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
@@ -81,6 +85,24 @@ class L3Net(nn.Module):
     fused = jnp.concatenate([vision["pooled"], audio["pooled"]], axis=-1)
     logits = self.fusion(fused).astype(jnp.float32)  # [B, num_classes]
     return {"logits": logits, "vision": vision, "audio": audio}
+
+  def fuse_all_pairs(
+      self, vision_pooled: jnp.ndarray, audio_pooled: jnp.ndarray
+  ) -> jnp.ndarray:
+    """Fusion logits [B, B, num_classes] of every (audio i, image j) pair.
+
+    vision_pooled, audio_pooled [B, C] from the trunks; [i, i] are the
+    logits `__call__` gives for pair i.
+    """
+    b = audio_pooled.shape[0]
+    fused = jnp.concatenate(
+        [
+            jnp.broadcast_to(vision_pooled[None], (b, *vision_pooled.shape)),
+            jnp.broadcast_to(audio_pooled[:, None], (b, *audio_pooled.shape)),
+        ],
+        axis=-1,
+    )
+    return self.fusion(fused).astype(jnp.float32)
 
   def embed_vision(
       self, image: jnp.ndarray, train: bool = False

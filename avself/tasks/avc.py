@@ -18,6 +18,17 @@ def data_mode(config) -> str:
   return "avc"
 
 
+NEGATIVES = ("pair", "all")
+
+
+def negatives(config) -> str:
+  """`config.avc.negatives`: 'pair' (default) or 'all'; see `loss_fn`."""
+  value = (config.get("avc") or {}).get("negatives", "pair")
+  if value not in NEGATIVES:
+    raise ValueError(f"config.avc.negatives={value!r}: use one of {NEGATIVES}")
+  return value
+
+
 def build_model(config):
   """L3-Net or AVE-Net as named by `config.model.name`."""
   m = config.model
@@ -25,7 +36,10 @@ def build_model(config):
   if m.name == "l3":
     from avself.models import l3  # pylint: disable=g-import-not-at-top
 
-    return l3.L3Net(width=m.width, dtype=dtype)
+    # The loss reads its option from the module (the loop hands it the model).
+    return l3.L3Net(width=m.width, dtype=dtype, negatives=negatives(config))
+  if negatives(config) != "pair":
+    raise ValueError("config.avc.negatives='all' takes model.name 'l3'")
   if m.name == "avenet":
     from avself.models import avenet  # pylint: disable=g-import-not-at-top
 
@@ -82,4 +96,49 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
   labels = batch["label"].astype(jnp.int32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
   accuracy = (jnp.argmax(logits, -1) == labels).mean()
-  return loss, ({"loss": loss, "accuracy": accuracy}, new_state)
+  metrics = {"loss": loss, "accuracy": accuracy}
+  if getattr(model, "negatives", "pair") == "all":
+    loss = all_pairs_loss(model, params, outputs, labels)
+    metrics = dict(metrics, pair_loss=metrics["loss"], loss=loss)
+  return loss, (metrics, new_state)
+
+
+def all_pairs_targets(labels: jnp.ndarray) -> jnp.ndarray:
+  """1 where audio i and image j share a video, as far as the pairing knows.
+
+  The pipeline shows example i its own frame (label 1) or example i ^ 1's
+  (label 0), so audio i's frame is image i when label[i] is 1 and image
+  i ^ 1 when label[i ^ 1] is 0; every other image is taken for another
+  video's (two windows of one video in a batch, about one per example with
+  the demo's shuffle buffer, are counted as negatives).
+  """
+  b = labels.shape[0]
+  own = jnp.arange(b)
+  targets = jnp.zeros((b, b), jnp.float32)
+  targets = targets.at[own, own].set(labels.astype(jnp.float32))
+  partner = own ^ 1
+  return targets.at[own, partner].set(1.0 - labels[partner].astype(jnp.float32))
+
+
+def all_pairs_loss(model, params, outputs, labels) -> jnp.ndarray:
+  """AVC on all B x B (audio, image) pairs of a batch: B - 1 negatives each.
+
+  The trunks run once per example as for the pairs; only the small fusion
+  head runs B x B times. Positives and negatives weigh half each, as in
+  the pair loss's 50/50 batches.
+  """
+  logits = model.apply(
+      {"params": params},
+      outputs["vision"]["pooled"],
+      outputs["audio"]["pooled"],
+      method=model.fuse_all_pairs,
+  )  # [B, B, 2]
+  targets = all_pairs_targets(labels)
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits, targets.astype(jnp.int32)
+  )
+  positive = jnp.sum(ce * targets) / jnp.maximum(jnp.sum(targets), 1.0)
+  negative = jnp.sum(ce * (1 - targets)) / jnp.maximum(
+      jnp.sum(1 - targets), 1.0
+  )
+  return 0.5 * (positive + negative)
