@@ -19,10 +19,11 @@ a multiple of 2^depth and the outputs are cropped back.
 Video conditioning (the authors' `merge_level`): each sync feature map
 [B, t, h, w, C] is averaged over space -> [B, t, C]; resized linearly to the
 spectrogram's T frames (both span the same clip); edge-padded like the
-spectrogram; average-pooled to the encoder level's time resolution; tiled over
-frequency and concatenated to that level's channels (which then also feed the
-skip connection). Resizing once at full resolution, then pooling, keeps the
-video aligned with the real, unpadded time frames at every depth.
+spectrogram; average-pooled to the encoder level's time resolution;
+batch-normalised if `video_norm`; tiled over frequency and concatenated to
+that level's channels (which then also feed the skip connection). Resizing
+once at full resolution, then pooling, keeps the video aligned with the
+real, unpadded time frames at every depth.
 """
 
 from typing import Any, Sequence
