@@ -34,8 +34,6 @@ from avself import cli_flags
 from avself import file_inputs
 from avself import pictures
 from avself import sharding
-from avself.clip_input import ClipSpec  # noqa: F401  (avself.separate reads it here)
-from avself.clip_input import cut_clips  # noqa: F401  (avself.separate reads it here)
 from avself.clip_input import decode
 from avself.clip_input import state_clip_spec
 from avself.data import media_encode

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.io.wavfile
 
 from avself import cli_flags
-from avself import localize
+from avself import clip_input
 from avself import pictures
 from avself import sharding
 from avself.data import media as media_lib
@@ -41,14 +41,14 @@ from avself.data import media_encode
 from avself.evaluators import separation as separation_eval
 
 
-def clip_spec(config, state) -> localize.ClipSpec:
+def clip_spec(config, state) -> clip_input.ClipSpec:
   """The window a separation checkpoint was trained on (channels from its sync net)."""
   d = config.data
   params = state.params
   channels = int(d.get("channels", 1))
   if "sync_net" in params:
     channels = params["sync_net"]["audio_branch"]["conv1"]["kernel"].shape[1]
-  return localize.ClipSpec(
+  return clip_input.ClipSpec(
       num_frames=int(d.mixture.num_frames),
       fps=float(d.mixture.num_frames) / float(d.mixture.clip_seconds),
       sample_rate=int(d.sample_rate),
@@ -163,7 +163,7 @@ def separate_file(
   """Writes the files listed in the module docstring for one clip; a summary."""
   spec = clip_spec(config, state)
   try:
-    frames, audio, media, _ = localize.decode(path, spec, max_seconds)
+    frames, audio, media, _ = clip_input.decode(path, spec, max_seconds)
   except media_lib.MediaError as e:
     raise SystemExit(f"{path}: {e}") from e
   if not media.has_audio or not len(audio):
@@ -184,7 +184,9 @@ def separate_file(
     off_truth = _load_offscreen(offscreen, spec, total)
     mixture = on_truth + off_truth
   starts = window_starts(len(frames), spec.num_frames)
-  video, waveform, _ = localize.cut_clips(frames, mixture, spec, starts=starts)
+  video, waveform, _ = clip_input.cut_clips(
+      frames, mixture, spec, starts=starts
+  )
   out = separate_windows(task, model, state, video, waveform, mesh)
   sample_starts = np.round(starts / spec.fps * spec.sample_rate).astype(int)
   on = stitch(out["on"], sample_starts, total)

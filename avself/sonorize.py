@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from avself import cli_flags
-from avself import localize
+from avself import clip_input
 from avself import pictures
 from avself import synthesis
 from avself.data import media as media_lib
@@ -68,10 +68,10 @@ flags.DEFINE_integer(
 flags.mark_flags_as_required(["workdir", "output"], flag_values=FLAGS)
 
 
-def clip_spec(config) -> localize.ClipSpec:
+def clip_spec(config) -> clip_input.ClipSpec:
   """The frames a sonorization checkpoint was trained on (mono audio)."""
   d = config.data
-  return localize.ClipSpec(
+  return clip_input.ClipSpec(
       num_frames=int(d.clip.num_frames),
       fps=float(d.clip.num_frames) / float(d.clip.clip_seconds),
       sample_rate=int(d.sample_rate),
@@ -123,7 +123,7 @@ def sonorize_file(
   spec = clip_spec(config)
   features_spec = model.feature_spec
   try:
-    frames, audio, media, _ = localize.decode(path, spec, max_seconds)
+    frames, audio, media, _ = clip_input.decode(path, spec, max_seconds)
   except media_lib.MediaError as e:
     raise SystemExit(f"{path}: {e}") from e
   if not len(frames):

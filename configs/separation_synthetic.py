@@ -47,10 +47,10 @@ def get_config(arg=None):
   c.task = "separation"
   c.init_from = "/tmp/multisensory_synthetic"
   c.batch_size = 16
-  c.total_steps = 400
+  c.total_steps = 800
   c.log_every_steps = 50
-  c.eval_every_steps = 200
-  c.checkpoint.every_steps = 200
+  c.eval_every_steps = 400
+  c.checkpoint.every_steps = 400
   c.model = ml_collections.ConfigDict(sync.model.to_dict())
   c.model.name = "separation"
   # u-net: 5 levels of stride 2 at width 1/8 (8 .. 64 filters; ~2 GFLOP of
@@ -66,6 +66,11 @@ def get_config(arg=None):
   c.model.frame_step = 127
   c.model.log_offset = 1e-3
   c.model.use_video = True
+  # The AV net's fixed-order L1 plus the permutation-invariant L1, and the
+  # sync features batch-normalised where they join the u-net: see
+  # docs/separation.md ("Recipe") for why.
+  c.model.pit_weight = 1.0
+  c.model.video_norm = True
   c.model.freeze_video = False
   c.model.phase_input = True
   c.data = ml_collections.ConfigDict(sync.data.to_dict())

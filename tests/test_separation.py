@@ -186,8 +186,9 @@ def test_spectrogram_panels_one_row_per_mixture():
 
 
 @functools.cache
-def _av_net(freeze: bool):
+def _av_net(freeze: bool, **model_fields):
   config = tiny_separation_config()
+  config.model.update(model_fields)
   if freeze:
     config.total_steps = 4
     separation.freeze_config(config)
@@ -229,6 +230,49 @@ def test_av_net_outputs_and_gradients_reach_the_video_pathway(freeze):
           1,
       )
   )
+
+
+def test_av_loss_adds_the_pit_term_and_normalised_video_features_train():
+  _, model, variables, batch = _av_net(False, pit_weight=0.5, video_norm=True)
+  params = variables["params"]
+  state = {"batch_stats": variables["batch_stats"]}
+  # One BatchNorm per merged feature sequence, named after its level.
+  assert {"video2_bn", "video3_bn", "video4_bn"} <= set(params["unet"])
+
+  @jax.jit
+  def loss_and_grads(params):
+    return jax.value_and_grad(
+        lambda p: separation.loss_fn(model, p, state, batch, None, True),
+        has_aux=True,
+    )(params)
+
+  (loss, (metrics, _)), g = loss_and_grads(params)
+  np.testing.assert_allclose(
+      loss, metrics["l1"] + 0.5 * metrics["pit_l1"], rtol=1e-6
+  )
+  assert float(metrics["pit_l1"]) <= float(metrics["l1"])
+  for level in (2, 3, 4):
+    assert float(optax_norm(g["unet"][f"video{level}_bn"])) > 0
+  assert float(optax_norm(g["sync_net"])) > 0
+  # Audio only: the PIT loss alone, and no video BatchNorm.
+  config = tiny_separation_config(use_video=False)
+  config.model.update(pit_weight=0.5, video_norm=True)
+  audio_only = separation.build_model(config)
+  v = jax.device_get(
+      jax.jit(functools.partial(separation.init, audio_only))(
+          jax.random.key(0), batch
+      )
+  )
+  assert not any(k.startswith("video") for k in v["params"]["unet"])
+  loss, (metrics, _) = separation.loss_fn(
+      audio_only,
+      v["params"],
+      {"batch_stats": v["batch_stats"]},
+      batch,
+      None,
+      True,
+  )
+  np.testing.assert_allclose(loss, metrics["pit_l1"], rtol=1e-6)
 
 
 def optax_norm(tree):

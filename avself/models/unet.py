@@ -19,10 +19,11 @@ a multiple of 2^depth and the outputs are cropped back.
 Video conditioning (the authors' `merge_level`): each sync feature map
 [B, t, h, w, C] is averaged over space -> [B, t, C]; resized linearly to the
 spectrogram's T frames (both span the same clip); edge-padded like the
-spectrogram; average-pooled to the encoder level's time resolution; tiled over
-frequency and concatenated to that level's channels (which then also feed the
-skip connection). Resizing once at full resolution, then pooling, keeps the
-video aligned with the real, unpadded time frames at every depth.
+spectrogram; average-pooled to the encoder level's time resolution;
+batch-normalised if `video_norm`; tiled over frequency and concatenated to
+that level's channels (which then also feed the skip connection). Resizing
+once at full resolution, then pooling, keeps the video aligned with the
+real, unpadded time frames at every depth.
 """
 
 from typing import Any, Sequence
@@ -59,12 +60,19 @@ class SeparationUNet(nn.Module):
     merge_levels: encoder levels (0-based) after which scale1, scale2, scale3
       are concatenated; the authors merge after their 3rd, 4th and 5th convs.
     width: channel multiplier.
+    video_norm: BatchNorm (per channel, over batch and time) on each pooled
+      feature sequence before it is tiled and concatenated: the sync net's
+      features come at whatever scale and offset its training left them,
+      the encoder's activations are batch-normalised; this puts the two on
+      one footing, so that what differs between videos is not drowned by
+      what they share. False: the features as they come (the authors').
     dtype: compute dtype; parameters stay float32; outputs are float32.
   """
 
   encoder_features: Sequence[int] = (64, 128, 256, 512, 512, 512, 512)
   merge_levels: Sequence[int] = (2, 3, 4)
   width: float = 1.0
+  video_norm: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -111,6 +119,8 @@ class SeparationUNet(nn.Module):
       if level in self.merge_levels:
         scale = scales[list(self.merge_levels).index(level)]
         ctx = video_context(scale, t, tp, x.shape[2]).astype(self.dtype)
+        if self.video_norm:
+          ctx = norm(ctx, f"video{level + 1}_bn")  # [B, T_l, C]
         ctx = jnp.broadcast_to(ctx[:, None], (b, x.shape[1]) + ctx.shape[1:])
         x = jnp.concatenate([x, ctx], axis=-1)
       skips.append(x)

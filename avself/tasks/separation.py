@@ -10,9 +10,22 @@ level after `model.merge_levels`. Loss: L1 between predicted and true
 log-magnitudes of both sources (`unet.l1_loss`).
 
 `model.use_video=False` is the audio-only baseline: the same u-net without
-video, trained with the permutation-invariant L1 (`separation.loss='pit'`,
-Yu et al. 2017), which separates two sounds but cannot know which one is on
-screen.
+video, trained with the permutation-invariant L1 (PIT, Yu et al. 2017),
+which separates two sounds but cannot know which one is on screen.
+
+`model.pit_weight` > 0 adds that permutation-invariant L1 to the AV net's
+fixed-order L1 (the authors' code sums its `fg-bg` and `pit` losses the same
+way). Why: mixtures come in pairs (A on screen with B off, B on with A off)
+that share one waveform, so while the video features do not yet say which
+source is on screen, the fixed-order L1 of a pair is flat anywhere between
+the two sources and its optimum is to predict the mixture for both outputs;
+the net can sit there (docs/separation.md). The PIT term rewards separating
+the two sounds in either order from the first step, so the u-net learns to
+separate whatever the video pathway knows; the fixed-order term then only
+has to learn which output is on screen, and for a separated pair the wrong
+order costs the whole difference between the sources, not a bin's worth. A
+net that puts the on-screen sound in output 0 pays the same for both terms:
+at that optimum the PIT term changes nothing.
 
 Spectrograms: `jax.scipy.signal.stft` (periodic Hann window of
 `frame_length`, hop `frame_step`, zero-padded ends) of the mono mixture;
@@ -114,6 +127,10 @@ class SeparationNet(nn.Module):
     encoder_features, merge_levels, unet_width: the u-net's.
     frame_length, frame_step, log_offset: the spectrogram (`log_magnitude`).
     use_video: False for the audio-only u-net (no `sync_net`).
+    pit_weight: weight of the permutation-invariant L1 added to the AV net's
+      fixed-order L1 (0: the fixed-order L1 alone; see the module docstring).
+    video_norm: BatchNorm on the pooled sync features before they join the
+      u-net (`unet.SeparationUNet.video_norm`).
     freeze_video: the sync net in inference mode, behind a stop-gradient.
     phase_input: the mixture's phase / pi as a second u-net input channel
       (the authors').
@@ -131,6 +148,8 @@ class SeparationNet(nn.Module):
   frame_step: int = 256
   log_offset: float = 1e-3
   use_video: bool = True
+  pit_weight: float = 0.0
+  video_norm: bool = False
   freeze_video: bool = False
   phase_input: bool = True
   dtype: Dtype = jnp.float32
@@ -148,6 +167,7 @@ class SeparationNet(nn.Module):
         encoder_features=tuple(self.encoder_features),
         merge_levels=tuple(self.merge_levels) if self.use_video else (),
         width=self.unet_width,
+        video_norm=self.video_norm and self.use_video,
         dtype=self.dtype,
     )
 
@@ -197,6 +217,8 @@ def build_model(config):
       frame_step=m.frame_step,
       log_offset=m.log_offset,
       use_video=m.use_video,
+      pit_weight=m.get("pit_weight", 0.0),
+      video_norm=m.get("video_norm", False),
       freeze_video=m.get("freeze_video", False),
       phase_input=m.get("phase_input", True),
       dtype=config_lib.compute_dtype(m),
@@ -278,8 +300,9 @@ def loss_fn(model, params, model_state, batch, rng, train: bool):
   )
   fixed = unet.l1_loss(*args)
   pit = unet.pit_l1_loss(*args)
-  # The model's own loss: L1 when the video says which sound is on screen.
-  objective = pit if not model.use_video else fixed
+  # The model's own loss: L1 when the video says which sound is on screen
+  # (plus the PIT term at `pit_weight`); audio only: PIT.
+  objective = fixed + model.pit_weight * pit if model.use_video else pit
   mixture = unet.l1_loss(
       out["mixture"], out["mixture"], args[2], args[3]
   )  # the mixture as both estimates
