@@ -14,8 +14,8 @@ video, trained with the permutation-invariant L1 (PIT, Yu et al. 2017),
 which separates two sounds but cannot know which one is on screen.
 
 `model.pit_weight` > 0 adds that permutation-invariant L1 to the AV net's
-fixed-order L1 (the authors' code sums its `fg-bg` and `pit` losses the same
-way). Why: mixtures come in pairs (A on screen with B off, B on with A off)
+fixed-order L1 (the authors' code adds up whichever of its `fg-bg` and `pit`
+losses a run lists; their full model lists `fg-bg` alone). Why: mixtures come in pairs (A on screen with B off, B on with A off)
 that share one waveform, so while the video features do not yet say which
 source is on screen, the fixed-order L1 of a pair is flat anywhere between
 the two sources and its optimum is to predict the mixture for both outputs;
