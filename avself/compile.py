@@ -177,6 +177,7 @@ def report(
   flops = cores * cost.get("flops", 0.0)
   bytes_accessed = cores * cost.get("bytes accessed", 0.0)
   per_chip = config.batch_size / chips
+  hlo = compiled.as_text()
   return {
       "config": None,  # Filled by the caller, which has the file's name.
       "topology": topology,
@@ -195,7 +196,8 @@ def report(
       "model_flops_per_chip": model_flops,
       "hbm_traffic_bytes_per_chip": bytes_accessed,
       **roofline.roofline(chip, flops, bytes_accessed, model_flops, per_chip),
-      "collectives": roofline.collectives(compiled.as_text()),
+      "collectives": roofline.collectives(hlo),
+      "traffic_breakdown": roofline.traffic_breakdown(hlo),
   }
 
 

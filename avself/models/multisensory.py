@@ -235,7 +235,9 @@ def _block(remat: bool):
   """ResidualBlock, or one whose activations are recomputed in the backward
   pass (`nn.remat`): only the block's input is kept, trading one more forward
   pass of the block for its activation memory. Same parameters and values."""
-  return nn.remat(ResidualBlock, static_argnums=(2,)) if remat else ResidualBlock
+  return (
+      nn.remat(ResidualBlock, static_argnums=(2,)) if remat else ResidualBlock
+  )
 
 
 class VideoBranch(nn.Module):
@@ -265,9 +267,9 @@ class VideoBranch(nn.Module):
     block = _block(self.remat)
     x = block(c, (3, 3, 3), dtype=self.dtype, name="conv2_1")(x, train)
     # Second temporal stride: the video reaches 1/4 of the frame rate here.
-    return block(
-        c, (3, 3, 3), (2, 2, 2), dtype=self.dtype, name="conv2_2"
-    )(x, train)
+    return block(c, (3, 3, 3), (2, 2, 2), dtype=self.dtype, name="conv2_2")(
+        x, train
+    )
 
 
 class AudioBranch(nn.Module):
