@@ -172,3 +172,18 @@ def test_small_l3_compiles_for_v5e_2x2_and_fits():
   # Data parallel: the gradients are summed over the chips.
   assert result["collectives"]["all-reduce"]["bytes"] > 0
   assert 0 < result["mfu_bound"] <= 1
+
+
+@pytest.mark.skipif(
+    not HAVE_LIBTPU, reason="needs libtpu: pip install -e '.[tpu]'"
+)
+def test_program_digest_tells_apart_steps_not_run_lengths():
+  compile_lib.quiet_libtpu("v5e:2x2")
+  config = _l3_config(0.25)
+  longer = _l3_config(0.25)
+  longer.total_steps = 10 * config.total_steps
+  wider = _l3_config(0.5)
+  digest = compile_lib.program_digest(config, "v5e:2x2")
+  assert len(digest) == 64
+  assert compile_lib.program_digest(longer, "v5e:2x2") == digest
+  assert compile_lib.program_digest(wider, "v5e:2x2") != digest
