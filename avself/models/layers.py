@@ -192,17 +192,6 @@ def _use_taps() -> bool:
   return mode == "taps" or (mode == "auto" and jax.default_backend() == "cpu")
 
 
-def cpu_conv_forms() -> bool:
-  """Whether convs take their CPU-fast forms: the tapped kernel gradient here
-  and 3D convs as 2D convs over stacked time taps (`multisensory`).
-
-  On CPU by default; `AVSELF_CONV_WGRAD=taps|xla` forces one way on every
-  backend, and `plain_conv_gradients()` (compiling for a TPU, counting FLOPs)
-  asks for XLA's own convolutions.
-  """
-  return _use_taps()
-
-
 def conv_general_dilated(
     lhs,
     rhs,

@@ -116,20 +116,8 @@ def conv3d_by_time_taps(
   but XLA:CPU's 3D conv kernels (and their gradients) are ~10x slower than
   its 2D ones (conv1 of the tiny sync net, batch 16 x 16 x 32 x 32: 0.9 s vs
   0.06 s forward + kernel gradient). Stride-1 2D convs take the tapped
-  kernel gradient of `layers.conv_general_dilated` on CPU. Elsewhere
-  (`layers.cpu_conv_forms()` false: GPUs, TPUs, FLOP counts) it is XLA's 3D
-  conv.
+  kernel gradient of `layers.conv_general_dilated` on CPU.
   """
-  if not layers.cpu_conv_forms():
-    # TPUs and GPUs have 3D conv kernels; the stacked taps would cost kt
-    # copies of the input in memory traffic.
-    return jax.lax.conv_general_dilated(
-        x,
-        kernel,
-        strides,
-        "SAME",
-        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
-    )
   b, t, h, w, ci = x.shape
   kt, kh, kw, _, co = kernel.shape
   st, sh, sw = strides
@@ -156,8 +144,7 @@ def conv3d_by_time_taps(
 
 class Conv3D(nn.Module):
   """A bias-free 'SAME' 3D conv with nn.Conv's parameter (`kernel` [kt, kh, kw, Ci, Co],
-  same init), computed by `conv3d_by_time_taps` (2D convs on CPU, XLA's 3D
-  conv elsewhere)."""
+  same init), computed by `conv3d_by_time_taps` (fast on CPU)."""
 
   features: int
   kernel_size: tuple[int, int, int]
