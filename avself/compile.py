@@ -208,8 +208,16 @@ def report(
       "hbm_traffic_bytes_per_chip": bytes_accessed,
       **roofline.roofline(chip, flops, bytes_accessed, model_flops, per_chip),
       "collectives": roofline.collectives(hlo),
-      "traffic_breakdown": roofline.traffic_breakdown(hlo),
+      # The compiled program is one device's: summed over a chip's cores.
+      "traffic_breakdown": _scaled(roofline.traffic_breakdown(hlo), cores),
   }
+
+
+def _scaled(tree, factor: int):
+  """Every number in a nested dict of numbers times `factor`."""
+  if isinstance(tree, dict):
+    return {k: _scaled(v, factor) for k, v in tree.items()}
+  return tree * factor
 
 
 def largest_fitting_batch(config, devices, topology: str) -> int:
