@@ -17,6 +17,7 @@ mesh spans every host's chips as `jax.distributed` would make it.
 """
 
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -52,6 +53,12 @@ def _define_flags() -> None:
       "When the step does not fit, compile smaller batches to find the "
       "largest batch per chip that does.",
   )
+  flags.DEFINE_bool(
+      "digest_only",
+      False,
+      "Only lower the step and print its program's SHA-256 (seconds, no "
+      "compilation): configs with the same digest share their report.",
+  )
   flags.mark_flags_as_required(["config", "topology"])
 
 
@@ -85,10 +92,11 @@ def topology_devices(topology: str) -> list:
   return list(desc.devices)
 
 
-def compile_step(config, devices):
+def compile_step(config, devices, lower_only: bool = False):
   """(compiled train step, model FLOPs per step) of `config` over `devices`.
 
-  Built from shapes alone: nothing is allocated or run.
+  Built from shapes alone: nothing is allocated or run. With `lower_only`,
+  (the lowered step, None): the program XLA would compile, in seconds.
   """
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -130,7 +138,10 @@ def compile_step(config, devices):
         sharding.batch_sharding(mesh),
     )
     step = train.jit_train_step(task, model, tx, config, mesh)
-    compiled = step.lower(state, batch, abstract(rng, replicated)).compile()
+    lowered = step.lower(state, batch, abstract(rng, replicated))
+    if lower_only:
+      return lowered, None
+    compiled = lowered.compile()
   # The model's FLOPs: the step before partitioning and padding, counted by
   # XLA's HLO cost analysis on this machine.
   unsharded = functools.partial(abstract, sharding_=None)
@@ -177,6 +188,7 @@ def report(
   flops = cores * cost.get("flops", 0.0)
   bytes_accessed = cores * cost.get("bytes accessed", 0.0)
   per_chip = config.batch_size / chips
+  hlo = compiled.as_text()
   return {
       "config": None,  # Filled by the caller, which has the file's name.
       "topology": topology,
@@ -195,8 +207,17 @@ def report(
       "model_flops_per_chip": model_flops,
       "hbm_traffic_bytes_per_chip": bytes_accessed,
       **roofline.roofline(chip, flops, bytes_accessed, model_flops, per_chip),
-      "collectives": roofline.collectives(compiled.as_text()),
+      "collectives": roofline.collectives(hlo),
+      # The compiled program is one device's: summed over a chip's cores.
+      "traffic_breakdown": _scaled(roofline.traffic_breakdown(hlo), cores),
   }
+
+
+def _scaled(tree, factor: int):
+  """Every number in a nested dict of numbers times `factor`."""
+  if isinstance(tree, dict):
+    return {k: _scaled(v, factor) for k, v in tree.items()}
+  return tree * factor
 
 
 def largest_fitting_batch(config, devices, topology: str) -> int:
@@ -223,12 +244,30 @@ def largest_fitting_batch(config, devices, topology: str) -> int:
   return low
 
 
+def program_digest(config, topology: str) -> str:
+  """SHA-256 of the step's lowered program for `topology` (no compilation).
+
+  Two configs with the same digest compile to the same executable, so they
+  share their report.
+  """
+  devices = topology_devices(topology)
+  lowered, _ = compile_step(_tpu_dtype(config), devices, lower_only=True)
+  return hashlib.sha256(lowered.as_text().encode()).hexdigest()
+
+
+def _tpu_dtype(config):
+  """`config` with a dtype of "auto" resolved as on a TPU."""
+  if config.model.get("dtype") != "auto":
+    return config
+  config = config.copy_and_resolve_references()
+  config.model.dtype = config_lib.compute_dtype(config.model, "tpu").name
+  return config
+
+
 def run(config, topology: str, search_batch: bool = True) -> dict:
   """Compiles `config` for `topology` and returns the report; refuses misfits."""
   devices = topology_devices(topology)
-  if config.model.get("dtype") == "auto":
-    config = config.copy_and_resolve_references()
-    config.model.dtype = config_lib.compute_dtype(config.model, "tpu").name
+  config = _tpu_dtype(config)
   t0 = time.time()
   compiled, model_flops = compile_step(config, devices)
   result = report(
@@ -270,6 +309,9 @@ def _summary(r: dict) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if FLAGS.digest_only:
+    print(program_digest(FLAGS.config, FLAGS.topology))
+    return
   try:
     result = run(FLAGS.config, FLAGS.topology, FLAGS.search_batch)
   except (DoesNotFitError, ValueError, RuntimeError) as e:

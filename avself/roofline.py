@@ -120,3 +120,85 @@ def collectives(hlo_text: str) -> dict[str, dict[str, int]]:
     entry["count"] += 1
     entry["bytes"] += _shape_bytes(shape)
   return found
+
+
+# `%name = TYPE op(operands...)` in an HLO module's text.
+_INSTRUCTION = re.compile(
+    r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z\-]+)\((.*)$"
+)
+_TILED_ARRAY = re.compile(r"([a-z0-9]+)\[([0-9,]*)\](\{[^}]*\})?")
+_NO_TRAFFIC = {
+    "parameter",
+    "get-tuple-element",
+    "tuple",
+    "bitcast",
+    "constant",
+    "after-all",
+    "partition-id",
+    "replica-id",
+}
+
+
+def _tiled_bytes(dtype: str, dims: str, layout: str) -> tuple[int, int]:
+  """(bytes as stored, in whole (8, 128)-style tiles; bytes of the data)."""
+  shape = [int(d) for d in dims.split(",") if d]
+  raw = _BYTES.get(dtype, 0) * math.prod(shape)
+  match = re.match(r"\{([0-9,]*)(?::(.*))?\}", layout or "")
+  tiles = re.findall(r"T\(([0-9,]+)\)", (match.group(2) or "") if match else "")
+  if not shape or not tiles:
+    return raw, raw
+  minor_to_major = [int(d) for d in match.group(1).split(",") if d]
+  padded = list(shape)
+  for axis, tile in zip(minor_to_major, reversed(tiles[0].split(","))):
+    padded[axis] = -(-padded[axis] // int(tile)) * int(tile)
+  return _BYTES.get(dtype, 0) * math.prod(padded), raw
+
+
+def traffic_breakdown(hlo_text: str) -> dict:
+  """Where a compiled step's HBM traffic goes, from its entry computation.
+
+  Each top-level op counts its operands and results once (async copies and
+  slices at their start), as stored: TPU arrays are kept in tiles whose
+  minor dimension is a multiple of 128 lanes, so a 64-channel activation
+  occupies, and moves, twice its data. An estimate beside XLA's own count:
+  {'bytes', 'padding_bytes', 'by_op': {op: bytes}, 'by_minor_dim': {C: bytes}}
+  (C is the last dimension of the op's largest 4-D or 5-D array, its
+  channels for an activation; 0 where it has none).
+  """
+  entry = re.search(r"^ENTRY .*?\{\n(.*?)^\}", hlo_text, re.S | re.M)
+  shapes, by_op, by_minor_dim = {}, {}, {}
+  total = raw_total = 0
+  for line in (entry.group(1) if entry else "").splitlines():
+    found = _INSTRUCTION.match(line)
+    if not found:
+      continue
+    name, shape, op, rest = found.groups()
+    shapes[name] = shape
+    if op in _NO_TRAFFIC or op.endswith("-done"):
+      continue
+    operands = re.findall(r"%([\w.\-]+)", rest.split(", calls=")[0])
+    arrays = [shapes.get(o, "") for o in operands]
+    # An async start's result repeats its operand: count the move once.
+    arrays += [] if op.endswith("-start") else [shape]
+    sizes = [_tiled_bytes(*a) for s in arrays for a in _TILED_ARRAY.findall(s)]
+    stored = sum(p for p, _ in sizes) * (2 if op.endswith("-start") else 1)
+    total += stored
+    raw_total += sum(r for _, r in sizes) * (2 if op.endswith("-start") else 1)
+    kind = re.search(r"kind=(k\w+)", line)
+    key = op + (f":{kind.group(1)}" if kind else "")
+    by_op[key] = by_op.get(key, 0) + stored
+    largest = max(
+        (a for s in arrays for a in _TILED_ARRAY.findall(s)),
+        key=lambda a: _tiled_bytes(*a)[0],
+        default=None,
+    )
+    dims = [int(d) for d in largest[1].split(",") if d] if largest else []
+    channels = dims[-1] if len(dims) >= 4 else 0
+    by_minor_dim[channels] = by_minor_dim.get(channels, 0) + stored
+  top = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+  return {
+      "bytes": total,
+      "padding_bytes": total - raw_total,
+      "by_op": top(by_op),
+      "by_minor_dim": top(by_minor_dim),
+  }

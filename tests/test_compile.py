@@ -101,6 +101,27 @@ def test_collectives_are_counted_with_their_result_bytes():
   }
 
 
+def test_traffic_breakdown_counts_tiles_as_stored():
+  hlo = "\n".join(
+      [
+          "ENTRY %main (p: bf16[8,4,4,64]) -> bf16[8,4,4,64] {",
+          "  %p = bf16[8,4,4,64]{3,0,2,1:T(8,128)(2,1)} parameter(0)",
+          "  %f = bf16[8,4,4,64]{3,0,2,1:T(8,128)(2,1)} fusion(%p),"
+          " kind=kLoop, calls=%c",
+          "  %s = (bf16[8,4,4,64]{3,0,2,1:T(8,128)(2,1)}, bf16[8,4,4,64]"
+          "{3,0,2,1:T(8,128)(2,1)S(1)}, u32[]) copy-start(%f)",
+          "  ROOT %d = bf16[8,4,4,64]{3,0,2,1:T(8,128)(2,1)} copy-done(%s)",
+          "}",
+      ]
+  )
+  data = 8 * 4 * 4 * 64 * 2  # one array's bytes; stored in 128 lanes: twice
+  r = roofline.traffic_breakdown(hlo)
+  # The fusion reads and writes one array; the async copy moves it once.
+  assert r["by_op"] == {"fusion:kLoop": 4 * data, "copy-start": 4 * data}
+  assert r["bytes"] == 8 * data and r["padding_bytes"] == 4 * data
+  assert r["by_minor_dim"] == {64: 8 * data}
+
+
 def test_auto_dtype_is_bfloat16_on_accelerators_only():
   model = config_lib.base_config().model
   model.dtype = "auto"
@@ -151,3 +172,18 @@ def test_small_l3_compiles_for_v5e_2x2_and_fits():
   # Data parallel: the gradients are summed over the chips.
   assert result["collectives"]["all-reduce"]["bytes"] > 0
   assert 0 < result["mfu_bound"] <= 1
+
+
+@pytest.mark.skipif(
+    not HAVE_LIBTPU, reason="needs libtpu: pip install -e '.[tpu]'"
+)
+def test_program_digest_tells_apart_steps_not_run_lengths():
+  compile_lib.quiet_libtpu("v5e:2x2")
+  config = _l3_config(0.25)
+  longer = _l3_config(0.25)
+  longer.total_steps = 10 * config.total_steps
+  wider = _l3_config(0.5)
+  digest = compile_lib.program_digest(config, "v5e:2x2")
+  assert len(digest) == 64
+  assert compile_lib.program_digest(longer, "v5e:2x2") == digest
+  assert compile_lib.program_digest(wider, "v5e:2x2") != digest

@@ -547,3 +547,35 @@ def test_conv3d_by_time_taps_equals_lax_3d_conv_and_nn_conv_init(
   np.testing.assert_allclose(
       g_new, g_ref, rtol=1e-4, atol=1e-4 * float(jnp.abs(g_ref).max())
   )
+
+
+def test_remat_keeps_parameters_values_and_gradients():
+  """config.model.remat recomputes the residual blocks in the backward pass:
+  same variables, outputs, statistics and gradients."""
+  model, variables = _init()
+  remat = ms.MultisensoryNet(width=WIDTH, remat=True)
+  assert _shape_tree(
+      jax.eval_shape(
+          functools.partial(remat.init, train=False),
+          jax.random.key(1, impl="rbg"),
+          *_inputs(),
+      )
+  ) == _shape_tree(variables)
+
+  def loss(m):
+    def f(params):
+      out, new = m.apply(
+          {**variables, "params": params},
+          *_inputs(),
+          train=True,
+          mutable=["batch_stats"],
+      )
+      return jnp.sum(out["logit"] ** 2), new
+
+    return jax.jit(jax.value_and_grad(f, has_aux=True))(variables["params"])
+
+  (l0, s0), g0 = loss(model)
+  (l1, s1), g1 = loss(remat)
+  np.testing.assert_allclose(l1, l0, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves((s1, g1)), jax.tree.leaves((s0, g0))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -231,6 +231,15 @@ class ResidualBlock(nn.Module):
     return nn.relu(_batch_norm(train, self.dtype, "bn_out")(y + short))
 
 
+def _block(remat: bool):
+  """ResidualBlock, or one whose activations are recomputed in the backward
+  pass (`nn.remat`): only the block's input is kept, trading one more forward
+  pass of the block for its activation memory. Same parameters and values."""
+  return (
+      nn.remat(ResidualBlock, static_argnums=(2,)) if remat else ResidualBlock
+  )
+
+
 class VideoBranch(nn.Module):
   """The video-only layers before fusion: conv1, pool1, conv2_1, conv2_2 (Fig. 3).
 
@@ -240,10 +249,12 @@ class VideoBranch(nn.Module):
   Attributes:
     width: channel multiplier.
     dtype: compute dtype; parameters stay float32.
+    remat: recompute the residual blocks' activations in the backward pass.
   """
 
   width: float = 1.0
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, video: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -253,11 +264,12 @@ class VideoBranch(nn.Module):
     x = _conv(c, (5, 7, 7), (2, 2, 2), self.dtype, "conv1")(x)
     x = nn.relu(_batch_norm(train, self.dtype, "bn1")(x))
     x = nn.max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding="SAME")
-    x = ResidualBlock(c, (3, 3, 3), dtype=self.dtype, name="conv2_1")(x, train)
+    block = _block(self.remat)
+    x = block(c, (3, 3, 3), dtype=self.dtype, name="conv2_1")(x, train)
     # Second temporal stride: the video reaches 1/4 of the frame rate here.
-    return ResidualBlock(
-        c, (3, 3, 3), (2, 2, 2), dtype=self.dtype, name="conv2_2"
-    )(x, train)
+    return block(c, (3, 3, 3), (2, 2, 2), dtype=self.dtype, name="conv2_2")(
+        x, train
+    )
 
 
 class AudioBranch(nn.Module):
@@ -306,6 +318,7 @@ class ResidualStages(nn.Module):
       spread one cell's evidence over the map: for frames so small that a
       3 x 3 x 3 cell sees all of the frame.
     dtype: compute dtype; parameters stay float32.
+    remat: recompute the blocks' activations in the backward pass.
   """
 
   width: float = 1.0
@@ -313,6 +326,7 @@ class ResidualStages(nn.Module):
   conv4_strides: tuple[int, int, int] = (2, 2, 2)
   kernel: tuple[int, int, int] = (3, 3, 3)
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
@@ -326,14 +340,14 @@ class ResidualStages(nn.Module):
     )
     for stage, filters, strides in stages:
       c = scaled(filters, self.width)
-      x = ResidualBlock(
+      x = _block(self.remat)(
           c,
           tuple(self.kernel),
           strides,
           dtype=self.dtype,
           name=f"conv{stage}_1",
       )(x, train)
-      x = ResidualBlock(
+      x = _block(self.remat)(
           c, tuple(self.kernel), dtype=self.dtype, name=f"conv{stage}_2"
       )(x, train)
       out[f"scale{stage - 2}"] = x
@@ -347,6 +361,7 @@ class Fusion(nn.Module):
     width: channel multiplier.
     conv5_stride, conv4_strides, stage_kernel: see ResidualStages (`kernel`).
     dtype: compute dtype; parameters stay float32.
+    remat: recompute the residual blocks' activations in the backward pass.
   """
 
   width: float = 1.0
@@ -354,6 +369,7 @@ class Fusion(nn.Module):
   conv4_strides: tuple[int, int, int] = (2, 2, 2)
   stage_kernel: tuple[int, int, int] = (3, 3, 3)
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(
@@ -382,6 +398,7 @@ class Fusion(nn.Module):
         tuple(self.conv4_strides),
         tuple(self.stage_kernel),
         self.dtype,
+        self.remat,
         name="stages",
     )(x, train)
 
@@ -394,6 +411,8 @@ class MultisensoryNet(nn.Module):
     conv5_stride, conv4_strides, stage_kernel: see ResidualStages (`kernel`).
     dtype: compute dtype; parameters stay float32. The pooled features, head
       and logit are float32 (full-precision sigmoid loss and CAM identity).
+    remat: recompute the video residual blocks' activations in the backward
+      pass (less memory, one more forward pass of those blocks).
 
   Audio channels (mono or stereo) are taken from the input.
   """
@@ -403,9 +422,10 @@ class MultisensoryNet(nn.Module):
   conv4_strides: tuple[int, int, int] = (2, 2, 2)
   stage_kernel: tuple[int, int, int] = (3, 3, 3)
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   def setup(self):
-    self.video_branch = VideoBranch(self.width, self.dtype)
+    self.video_branch = VideoBranch(self.width, self.dtype, self.remat)
     self.audio_branch = AudioBranch(self.width, self.dtype)
     self.fusion = Fusion(
         self.width,
@@ -413,6 +433,7 @@ class MultisensoryNet(nn.Module):
         tuple(self.conv4_strides),
         tuple(self.stage_kernel),
         self.dtype,
+        self.remat,
     )
     self.head = nn.Dense(
         1,
@@ -477,6 +498,7 @@ class ActionClassifier(nn.Module):
     trunk: 'fusion' or 'fresh' (see above).
     conv5_stride, conv4_strides, stage_kernel: as the sync net's (ResidualStages).
     dtype: compute dtype; parameters stay float32, logits are float32.
+    remat: recompute the residual blocks' activations in the backward pass.
   """
 
   num_classes: int
@@ -486,11 +508,14 @@ class ActionClassifier(nn.Module):
   conv4_strides: tuple[int, int, int] = (2, 2, 2)
   stage_kernel: tuple[int, int, int] = (3, 3, 3)
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, video: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
     """video [B, N, H, W, 3] -> logits [B, K], pooled [B, 512], video_embedding [B, 64]."""
-    v = VideoBranch(self.width, self.dtype, name="video_branch")(video, train)
+    v = VideoBranch(self.width, self.dtype, self.remat, name="video_branch")(
+        video, train
+    )
     if self.trunk == "fusion":
       silence = jnp.zeros((*v.shape[:2], scaled(128, self.width)), v.dtype)
       x = Fusion(
@@ -499,6 +524,7 @@ class ActionClassifier(nn.Module):
           tuple(self.conv4_strides),
           tuple(self.stage_kernel),
           self.dtype,
+          self.remat,
           name="fusion",
       )(v, silence, train)["scale3"]
     elif self.trunk == "fresh":
@@ -508,6 +534,7 @@ class ActionClassifier(nn.Module):
           tuple(self.conv4_strides),
           tuple(self.stage_kernel),
           self.dtype,
+          self.remat,
           name="trunk",
       )(v, train)["scale3"]
     else:

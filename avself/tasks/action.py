@@ -39,6 +39,7 @@ def build_model(config):
       conv4_strides=tuple(m.get("conv4_strides", (2, 2, 2))),
       stage_kernel=tuple(m.get("stage_kernel", (3, 3, 3))),
       dtype=config_lib.compute_dtype(m),
+      remat=bool(m.get("remat", False)),
   )
 
 
