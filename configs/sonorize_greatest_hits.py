@@ -47,7 +47,7 @@ def get_config(arg=None):
   c.model.temporal = "lstm"
   c.model.temporal_layers = 1
   c.model.temporal_kernel = 5  # unused by the LSTM
-  c.model.dtype = "bfloat16"
+  c.model.dtype = "auto"  # bfloat16 on TPUs and GPUs (docs/scaling.md)
   c.model.spectrogram_shape = None
 
   d = c.data
