@@ -33,12 +33,16 @@ class ClipSpec:
     return int(round(self.num_frames / self.fps * self.sample_rate))
 
 
-def clip_spec(config, channels: Optional[int] = None) -> ClipSpec:
-  """The clip geometry a sync checkpoint was trained on."""
+def clip_spec(
+    config, channels: Optional[int] = None, section: str = "sync"
+) -> ClipSpec:
+  """The clip geometry a checkpoint was trained on: `config.data[section]`'s
+  frames and seconds (`sync`, `mixture` or `clip`, the pipeline mode's)."""
   d = config.data
+  clip = d[section]
   return ClipSpec(
-      num_frames=int(d.sync.num_frames),
-      fps=float(d.sync.num_frames) / float(d.sync.clip_seconds),
+      num_frames=int(clip.num_frames),
+      fps=float(clip.num_frames) / float(clip.clip_seconds),
       sample_rate=int(d.sample_rate),
       channels=int(channels or d.get("channels", 1)),
       image_size=int(d.image_size),

@@ -48,14 +48,7 @@ def clip_spec(config, state) -> clip_input.ClipSpec:
   channels = int(d.get("channels", 1))
   if "sync_net" in params:
     channels = params["sync_net"]["audio_branch"]["conv1"]["kernel"].shape[1]
-  return clip_input.ClipSpec(
-      num_frames=int(d.mixture.num_frames),
-      fps=float(d.mixture.num_frames) / float(d.mixture.clip_seconds),
-      sample_rate=int(d.sample_rate),
-      channels=int(channels),
-      image_size=int(d.image_size),
-      resize_shorter=int(d.resize_shorter or d.image_size),
-  )
+  return clip_input.clip_spec(config, channels, section="mixture")
 
 
 def window_starts(num_frames: int, clip_frames: int) -> np.ndarray:

@@ -70,15 +70,7 @@ flags.mark_flags_as_required(["workdir", "output"], flag_values=FLAGS)
 
 def clip_spec(config) -> clip_input.ClipSpec:
   """The frames a sonorization checkpoint was trained on (mono audio)."""
-  d = config.data
-  return clip_input.ClipSpec(
-      num_frames=int(d.clip.num_frames),
-      fps=float(d.clip.num_frames) / float(d.clip.clip_seconds),
-      sample_rate=int(d.sample_rate),
-      channels=1,
-      image_size=int(d.image_size),
-      resize_shorter=int(d.resize_shorter or d.image_size),
-  )
+  return clip_input.clip_spec(config, channels=1, section="clip")
 
 
 def predict_video(
