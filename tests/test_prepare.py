@@ -457,6 +457,37 @@ def test_worker_crash_is_isolated_and_reported():
   assert results == [2, 4, ("crashed", -1), 6]
 
 
+def test_stopped_workers_cannot_leave_the_pool_waiting_on_half_a_result():
+  """A worker stopped while it sent a result left exit waiting forever."""
+  code = """
+import concurrent.futures, multiprocessing, os, struct, time
+from avself.data import prepare_workers
+pool = concurrent.futures.ProcessPoolExecutor(
+    1, mp_context=multiprocessing.get_context("spawn"))
+pool.submit(time.sleep, 0).result()
+# Half a message in the result pipe, as from a worker stopped mid-send: the
+# pool's manager thread reads its header and waits for the rest.
+writer = pool._result_queue._writer
+os.write(writer.fileno(), struct.pack("!i", 1 << 16) + b"half")
+time.sleep(1.0)
+manager = pool._executor_manager_thread  # what interpreter exit joins
+prepare_workers._stop_workers(pool)
+manager.join(30)
+print("hung" if manager.is_alive() else "joined", flush=True)
+os._exit(0)  # not exit's join, which would hang
+"""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, "-c", code],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=180,
+      env=dict(os.environ, PYTHONPATH=repo),
+  )
+  assert proc.stdout.strip() == "joined", proc.stderr[-2000:]
+
+
 def test_media_load_video_and_audio(dataset):
   videos = dataset / "videos"
   silent = media.load_video(

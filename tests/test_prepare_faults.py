@@ -122,8 +122,8 @@ def test_a_failed_prepare_leaves_no_empty_shards(tmp_path):
 def slow_videos(tmp_path_factory):
   """Videos that keep two workers busy for some seconds."""
   folder = tmp_path_factory.mktemp("slow")
-  for i in range(6):
-    mf.write_video(str(folder / f"v{i}.mp4"), 12.0, size=(320, 240))
+  for i in range(24):
+    mf.write_video(str(folder / f"v{i}.mp4"), 24.0, size=(320, 240))
   return folder
 
 
@@ -154,11 +154,12 @@ def test_killing_prepare_leaves_no_worker_behind(slow_videos, tmp_path, sig):
     time.sleep(0.2)  # the resource tracker and 2 workers
   children = parent.children(recursive=True)
   assert len(children) >= 3 and proc.poll() is None
-  time.sleep(1.0)  # the workers are decoding
+  time.sleep(0.5)  # the workers are decoding
   os.kill(proc.pid, sig)
-  _, stderr = proc.communicate(timeout=60)
+  stdout, stderr = proc.communicate(timeout=60)
   _, alive = psutil.wait_procs(children, timeout=10)
   assert not alive, [p.cmdline() for p in alive]
+  assert "prepared" not in stdout  # stopped while videos were left
   if sig == signal.SIGTERM:
     assert proc.returncode == 128 + signal.SIGTERM
     assert "prepare: stopped by signal 15" in stderr

@@ -6,6 +6,7 @@ each of them seconds of start-up and memory for nothing.
 """
 
 import collections
+import contextlib
 import dataclasses
 import glob
 import json
@@ -299,7 +300,10 @@ def write_shards(
   results = ordered_map(
       prepare_task, tasks, min(workers, max(1, len(tasks))), crashed
   )
-  with tqdm.tqdm(
+  # closing(): a SIGTERM that lands while a shard is written must stop the
+  # workers now; left to the garbage collector, the pool would first finish
+  # every queued video at interpreter exit.
+  with contextlib.closing(results), tqdm.tqdm(
       total=len(tasks), unit="video", disable=not progress, desc="prepare"
   ) as bar:
     for i in todo:

@@ -6,6 +6,7 @@ module: no TensorFlow here.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import multiprocessing
@@ -150,9 +151,10 @@ def ordered_map(
   done = succeeded = 0
   while done < len(tasks):
     try:
-      for result in _pool_map(fn, tasks[done:], workers, window):
-        done, succeeded = done + 1, succeeded + 1
-        yield result
+      with contextlib.closing(_pool_map(fn, tasks[done:], workers, window)) as rs:
+        for result in rs:
+          done, succeeded = done + 1, succeeded + 1
+          yield result
     except concurrent.futures.process.BrokenProcessPool:
       if on_crash is None:
         raise
@@ -205,9 +207,17 @@ def _pool_map(
 
 def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
   """Terminates a pool's workers now (shutdown alone waits for their tasks)."""
-  # pylint: disable-next=protected-access
+  # pylint: disable=protected-access
   for process in list((getattr(pool, "_processes", None) or {}).values()):
     process.terminate()
+  # A worker stopped while it sent a result leaves half a message in the
+  # result pipe, and the pool's manager thread (which exit joins) would wait
+  # for the rest forever; with the parent's write end closed too, it reads
+  # end-of-file once the workers are gone and stops.
+  result_queue = getattr(pool, "_result_queue", None)
+  if result_queue is not None:
+    result_queue._writer.close()
+  # pylint: enable=protected-access
   pool.shutdown(wait=False, cancel_futures=True)
 
 
