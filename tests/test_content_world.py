@@ -57,6 +57,26 @@ def test_sound_has_silences_and_off_screen_sound_in_about_half_the_clips():
   )
 
 
+def test_offscreen_level_sets_how_much_of_a_clip_the_off_screen_sound_is():
+  # With or without the off-screen sound, a clip's own sound is drawn alike:
+  # the louder the off-screen sound may be, the less the clip is its own.
+  alone = render.Options(**dict(TINY, offscreen_prob=0.0))
+  def own_share(level):
+    options = render.Options(
+        **dict(TINY, offscreen_prob=1.0, offscreen_level=level)
+    )
+    return np.mean([
+        np.corrcoef(
+            render.render_clip(i, 0, alone)[1],
+            render.render_clip(i, 0, options)[1],
+        )[0, 1]
+        for i in range(10)
+    ])
+
+  quiet, default, loud = own_share(0.31), own_share(0.8), own_share(1.6)
+  assert quiet > default > loud, (quiet, default, loud)
+
+
 def test_a_class_sounds_alike_across_clips_and_unlike_other_classes():
   # Sound matches picture by content: each class's sound keeps its place in
   # the spectrum whatever its drawn pitch or rate. Band shares of hum (low),

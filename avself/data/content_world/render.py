@@ -37,6 +37,7 @@ class Options:
   sample_rate: int = 48000
   silence_fraction: float = 0.35  # of each clip, on average, in gaps
   offscreen_prob: float = 0.5  # clips with an unrelated off-screen sound
+  offscreen_level: float = 0.8  # its loudest level (drawn from 0.3 up to it)
 
 
 def label_of(index: int) -> int:
@@ -335,7 +336,7 @@ def render_audio(rng, options, label):
     kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
     other = distractor_sound(rng, kind, num, sr)
     other *= gate(rng, num, sr, options.silence_fraction)
-    mix = mix + other * rng.uniform(0.3, 0.8)
+    mix = mix + other * rng.uniform(0.3, options.offscreen_level)
   mix = mix + 0.003 * rng.standard_normal(num)  # a faint noise floor
   mix = mix * rng.uniform(0.45, 0.9) / (np.max(np.abs(mix)) + 1e-9)
   return np.clip(mix, -1, 1).astype(np.float32), offscreen
