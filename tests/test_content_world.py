@@ -4,6 +4,7 @@ import csv
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from avself.data import media
@@ -75,6 +76,30 @@ def test_offscreen_level_sets_how_much_of_a_clip_the_off_screen_sound_is():
 
   quiet, default, loud = own_share(0.31), own_share(0.8), own_share(1.6)
   assert quiet > default > loud, (quiet, default, loud)
+
+
+def _object_hue(frames):
+  """Circular mean hue (0-1) of a clip's brightest, most saturated pixels."""
+  hsv = np.asarray(
+      Image.fromarray(frames.reshape(-1, frames.shape[2], 3)).convert("HSV"),
+      np.float32,
+  ).reshape(-1, 3) / 255.0
+  vivid = hsv[:, 1] * hsv[:, 2]
+  hue = hsv[vivid >= np.quantile(vivid, 0.97), 0]
+  return np.angle(np.mean(np.exp(2j * np.pi * hue))) / (2 * np.pi) % 1.0
+
+
+def test_hue_spread_takes_colour_away_as_a_class_cue():
+  def hue_spread_within_class(spread):
+    options = render.Options(**dict(TINY, size=64, hue_spread=spread))
+    hues = [  # 8 clips of class 3 (indices 3, 13, ...)
+        _object_hue(render.render_clip(3 + 10 * i, 0, options)[0])
+        for i in range(8)
+    ]
+    return 1.0 - np.abs(np.mean(np.exp(2j * np.pi * np.array(hues))))
+
+  assert hue_spread_within_class(0.0) < 0.05  # one hue per class
+  assert hue_spread_within_class(1.0) > 0.3  # hues all round the circle
 
 
 def test_a_class_sounds_alike_across_clips_and_unlike_other_classes():

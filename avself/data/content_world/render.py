@@ -38,6 +38,7 @@ class Options:
   silence_fraction: float = 0.35  # of each clip, on average, in gaps
   offscreen_prob: float = 0.5  # clips with an unrelated off-screen sound
   offscreen_level: float = 0.8  # its loudest level (drawn from 0.3 up to it)
+  hue_spread: float = 0.0  # 0: each class has its hue; 1: any hue, any class
 
 
 def label_of(index: int) -> int:
@@ -139,6 +140,8 @@ def render_frames(rng, options, label):
   drift = rng.normal(0, 0.4, 2)
   # The object: the class's texture in two shades of the class's hue.
   h = (hue + rng.normal(0, 0.02)) % 1.0
+  if options.hue_spread:  # drawn only then: the default world is unchanged
+    h = (h + options.hue_spread * rng.uniform()) % 1.0
   light = _hsv(h, rng.uniform(0.5, 0.9), rng.uniform(0.8, 1.0))
   dark = _hsv((h + 0.5) % 1.0, rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.35))
   scale = size / 128  # sizes below are for 128 x 128 frames
