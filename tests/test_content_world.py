@@ -62,17 +62,20 @@ def test_offscreen_level_sets_how_much_of_a_clip_the_off_screen_sound_is():
   # With or without the off-screen sound, a clip's own sound is drawn alike:
   # the louder the off-screen sound may be, the less the clip is its own.
   alone = render.Options(**dict(TINY, offscreen_prob=0.0))
+
   def own_share(level):
     options = render.Options(
         **dict(TINY, offscreen_prob=1.0, offscreen_level=level)
     )
-    return np.mean([
-        np.corrcoef(
-            render.render_clip(i, 0, alone)[1],
-            render.render_clip(i, 0, options)[1],
-        )[0, 1]
-        for i in range(10)
-    ])
+    return np.mean(
+        [
+            np.corrcoef(
+                render.render_clip(i, 0, alone)[1],
+                render.render_clip(i, 0, options)[1],
+            )[0, 1]
+            for i in range(10)
+        ]
+    )
 
   quiet, default, loud = own_share(0.31), own_share(0.8), own_share(1.6)
   assert quiet > default > loud, (quiet, default, loud)
@@ -80,10 +83,15 @@ def test_offscreen_level_sets_how_much_of_a_clip_the_off_screen_sound_is():
 
 def _object_hue(frames):
   """Circular mean hue (0-1) of a clip's brightest, most saturated pixels."""
-  hsv = np.asarray(
-      Image.fromarray(frames.reshape(-1, frames.shape[2], 3)).convert("HSV"),
-      np.float32,
-  ).reshape(-1, 3) / 255.0
+  hsv = (
+      np.asarray(
+          Image.fromarray(frames.reshape(-1, frames.shape[2], 3)).convert(
+              "HSV"
+          ),
+          np.float32,
+      ).reshape(-1, 3)
+      / 255.0
+  )
   vivid = hsv[:, 1] * hsv[:, 2]
   hue = hsv[vivid >= np.quantile(vivid, 0.97), 0]
   return np.angle(np.mean(np.exp(2j * np.pi * hue))) / (2 * np.pi) % 1.0

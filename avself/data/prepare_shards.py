@@ -303,9 +303,12 @@ def write_shards(
   # closing(): a SIGTERM that lands while a shard is written must stop the
   # workers now; left to the garbage collector, the pool would first finish
   # every queued video at interpreter exit.
-  with contextlib.closing(results), tqdm.tqdm(
-      total=len(tasks), unit="video", disable=not progress, desc="prepare"
-  ) as bar:
+  with (
+      contextlib.closing(results),
+      tqdm.tqdm(
+          total=len(tasks), unit="video", disable=not progress, desc="prepare"
+      ) as bar,
+  ):
     for i in todo:
       statuses[i] = _write_shard(
           output, shards[i], options, content, results, bar

@@ -151,7 +151,9 @@ def ordered_map(
   done = succeeded = 0
   while done < len(tasks):
     try:
-      with contextlib.closing(_pool_map(fn, tasks[done:], workers, window)) as rs:
+      with contextlib.closing(
+          _pool_map(fn, tasks[done:], workers, window)
+      ) as rs:
         for result in rs:
           done, succeeded = done + 1, succeeded + 1
           yield result

@@ -22,7 +22,7 @@ NEGATIVES = ("pair", "all")
 
 
 def negatives(config) -> str:
-  """`config.avc.negatives`: 'pair' (default) or 'all'; see `loss_fn`."""
+  """`config.avc.negatives`: 'pair' (if unset; the paper's) or 'all'."""
   value = (config.get("avc") or {}).get("negatives", "pair")
   if value not in NEGATIVES:
     raise ValueError(f"config.avc.negatives={value!r}: use one of {NEGATIVES}")
