@@ -457,6 +457,19 @@ def test_worker_crash_is_isolated_and_reported():
   assert results == [2, 4, ("crashed", -1), 6]
 
 
+def _run_python(code: str, timeout: float) -> subprocess.CompletedProcess:
+  """`python -c code` in a fresh interpreter, with the repository importable."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return subprocess.run(
+      [sys.executable, "-c", code],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+      env=dict(os.environ, PYTHONPATH=repo),
+  )
+
+
 def test_stopped_workers_cannot_leave_the_pool_waiting_on_half_a_result():
   """A worker stopped while it sent a result left exit waiting forever."""
   code = """
@@ -476,15 +489,7 @@ manager.join(30)
 print("hung" if manager.is_alive() else "joined", flush=True)
 os._exit(0)  # not exit's join, which would hang
 """
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run(
-      [sys.executable, "-c", code],
-      cwd=repo,
-      capture_output=True,
-      text=True,
-      timeout=180,
-      env=dict(os.environ, PYTHONPATH=repo),
-  )
+  proc = _run_python(code, timeout=180)
   assert proc.stdout.strip() == "joined", proc.stderr[-2000:]
 
 
@@ -574,20 +579,12 @@ def test_runs_sharing_a_synthetic_cache_build_it_one_at_a_time(
 
 def test_worker_side_modules_do_not_import_tensorflow():
   """Spawned workers import these; TensorFlow would cost each one seconds."""
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   code = (
       "import sys\n"
       "from avself.data import prepare, prepare_plan, prepare_workers\n"
       "print(sorted(m for m in sys.modules if m.startswith('tensorflow')"
       " or m == 'avself.data.records'))\n"
   )
-  proc = subprocess.run(
-      [sys.executable, "-c", code],
-      cwd=repo,
-      capture_output=True,
-      text=True,
-      timeout=120,
-      env=dict(os.environ, PYTHONPATH=repo),
-  )
+  proc = _run_python(code, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == "[]"
