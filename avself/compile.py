@@ -143,10 +143,19 @@ def compile_step(config, devices, lower_only: bool = False):
       return lowered, None
     compiled = lowered.compile()
   # The model's FLOPs: the step before partitioning and padding, counted by
-  # XLA's HLO cost analysis on this machine.
+  # XLA's HLO cost analysis on this machine, without what only the compiled
+  # form adds: column pairs' multiply-adds by structural zeros, remat's
+  # second forward pass.
+  plain = config.copy_and_resolve_references()
+  with plain.unlocked():
+    plain.model.pack_columns = "off"
+    plain.model.remat = False
+  plain_step = train.jit_train_step(
+      task, task.build_model(plain), tx, plain, mesh
+  )
   unsharded = functools.partial(abstract, sharding_=None)
   model_flops = train.model_flops(
-      step.__wrapped__, unsharded(state), unsharded(batch), rng
+      plain_step.__wrapped__, unsharded(state), unsharded(batch), rng
   )
   return compiled, model_flops or 0.0
 
@@ -198,6 +207,7 @@ def report(
       "global_batch": config.batch_size,
       "batch_per_chip": per_chip,
       "dtype": config.model.get("dtype", "float32"),
+      "pack_columns": config.model.get("pack_columns", "auto"),
       "compile_s": round(seconds, 1),
       "hbm_bytes_per_chip": hbm,
       "hbm_gib_per_chip": hbm["total"] / roofline.GIB,
@@ -251,23 +261,24 @@ def program_digest(config, topology: str) -> str:
   share their report.
   """
   devices = topology_devices(topology)
-  lowered, _ = compile_step(_tpu_dtype(config), devices, lower_only=True)
+  lowered, _ = compile_step(_for_tpu(config), devices, lower_only=True)
   return hashlib.sha256(lowered.as_text().encode()).hexdigest()
 
 
-def _tpu_dtype(config):
-  """`config` with a dtype of "auto" resolved as on a TPU."""
-  if config.model.get("dtype") != "auto":
-    return config
+def _for_tpu(config):
+  """`config` with its "auto" model options resolved as on a TPU."""
   config = config.copy_and_resolve_references()
-  config.model.dtype = config_lib.compute_dtype(config.model, "tpu").name
+  with config.unlocked():
+    config.model.dtype = config_lib.compute_dtype(config.model, "tpu").name
+    packs = config_lib.packs_columns(config.model, "tpu")
+    config.model.pack_columns = "on" if packs else "off"
   return config
 
 
 def run(config, topology: str, search_batch: bool = True) -> dict:
   """Compiles `config` for `topology` and returns the report; refuses misfits."""
   devices = topology_devices(topology)
-  config = _tpu_dtype(config)
+  config = _for_tpu(config)
   t0 = time.time()
   compiled, model_flops = compile_step(config, devices)
   result = report(

@@ -145,6 +145,23 @@ def compute_dtype(model_config, platform: str | None = None):
   return jax.numpy.dtype(name)
 
 
+def packs_columns(model_config, platform: str | None = None) -> bool:
+  """Whether the VGG trunks run block 1 on column pairs (`models/vgg.py`).
+
+  `model.pack_columns` is "auto" (the default: on TPUs, whose 128-lane tiles
+  would store the 64-channel maps at twice their size), "on" or "off"; the
+  trunks compute the same either way.
+  """
+  value = model_config.get("pack_columns", "auto")
+  if value not in ("auto", "on", "off"):
+    raise ConfigError(
+        f"config.model.pack_columns={value!r}: use 'auto', 'on' or 'off'"
+    )
+  if value == "auto":
+    return (platform or jax.default_backend()) == "tpu"
+  return value == "on"
+
+
 def resolve_data(
     config: ml_collections.ConfigDict,
 ) -> ml_collections.ConfigDict:
@@ -176,6 +193,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.name = "l3"
   c.model.width = 1.0
   c.model.dtype = "float32"
+  # VGG trunks: block 1 on column pairs; "auto" = on TPUs (models/vgg.py).
+  c.model.pack_columns = "auto"
   c.model.spectrogram_shape = (257, 199)
 
   c.data = pipeline.default_data_config()

@@ -47,6 +47,9 @@ def get_config(arg=None):
   # float32), float32 on CPUs.
   c.model.dtype = "auto"
   c.model.num_classes = 101
+  # True: each residual block recomputes its activations in the backward
+  # pass instead of keeping them (less HBM, one more forward of the blocks).
+  c.model.remat = False
   c.model.trunk = (
       "fusion"  # the whole visual pathway of the sync net, fed silence
   )

@@ -41,6 +41,9 @@ def get_config(arg=None):
   # float32), float32 on CPUs.
   c.model.dtype = "auto"
   c.model.conv5_stride = 1 if "cam" in variants else 2
+  # True: each residual block recomputes its activations in the backward
+  # pass instead of keeping them (less HBM, one more forward of the blocks).
+  c.model.remat = False
   c.model.spectrogram_shape = ()  # raw waveform
   c.optimizer.name = "sgd"  # momentum 0.9
   c.optimizer.learning_rate = 1e-2

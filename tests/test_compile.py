@@ -130,6 +130,20 @@ def test_auto_dtype_is_bfloat16_on_accelerators_only():
   assert config_lib.compute_dtype(model, "cpu").name == "float32"
 
 
+def test_column_pairs_are_on_for_tpus_by_default():
+  model = config_lib.base_config().model
+  assert config_lib.packs_columns(model, "tpu")
+  assert not config_lib.packs_columns(model, "gpu")
+  assert not config_lib.packs_columns(model, "cpu")
+  model.pack_columns = "off"
+  assert not config_lib.packs_columns(model, "tpu")
+  model.pack_columns = "on"
+  assert config_lib.packs_columns(model, "cpu")
+  model.pack_columns = "yes"
+  with pytest.raises(config_lib.ConfigError, match="pack_columns"):
+    config_lib.packs_columns(model)
+
+
 def test_compile_refuses_a_bad_topology_in_one_line():
   result = subprocess.run(
       [

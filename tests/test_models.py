@@ -373,3 +373,62 @@ def test_avenet_starts_with_matched_meaning_close():
   )
   assert margin(0.5) > 0 > margin(1.9)
   assert abs(margin(np.sqrt(2.0))) < 1e-5
+
+
+# ---------------------------------------------------------------- column pairs
+
+
+@pytest.mark.parametrize(
+    "shape", [(3, 16, 20, 3), (3, 17, 19, 1)], ids=["even", "odd"]
+)
+def test_column_pairs_compute_the_same_trunk(shape):
+  """Block 1 on column pairs: same variables, outputs, gradients and statistics."""
+  x = jax.random.normal(jax.random.key(3), shape)
+  plain = vgg.VGGTrunk(width=WIDTH)
+  packed = vgg.VGGTrunk(width=WIDTH, pack_columns=True)
+  variables = plain.init(jax.random.key(0), x, train=False)
+  packed_init = packed.init(jax.random.key(0), x, train=False)
+  # Same names, shapes and initial values: checkpoints are interchangeable.
+  jax.tree.map(np.testing.assert_array_equal, packed_init, variables)
+
+  def loss_and_grad(model):
+    def loss(params):
+      out, updates = model.apply(
+          {"params": params, "batch_stats": variables["batch_stats"]},
+          x,
+          train=True,
+          mutable=["batch_stats"],
+      )
+      # Weights that tell positions apart, so a misplaced column shows.
+      weights = jnp.arange(out["conv4_2"].size).reshape(out["conv4_2"].shape)
+      return jnp.sum(out["conv4_2"] * weights), (out, updates)
+
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+
+  (_, (out_a, stats_a)), grads_a = loss_and_grad(plain)
+  (_, (out_b, stats_b)), grads_b = loss_and_grad(packed)
+  close = functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5)
+  jax.tree.map(close, out_b, out_a)
+  jax.tree.map(close, stats_b, stats_a)
+  for a, b in zip(jax.tree.leaves(grads_a), jax.tree.leaves(grads_b)):
+    np.testing.assert_allclose(b, a, atol=1e-4 * np.abs(a).max())
+  trained = {"params": variables["params"], **stats_a}
+  eval_a = plain.apply(trained, x, train=False)
+  eval_b = packed.apply(trained, x, train=False)
+  jax.tree.map(close, eval_b, eval_a)
+
+
+def test_packed_kernel_is_the_conv_on_column_pairs():
+  x = jax.random.normal(jax.random.key(0), (2, 5, 8, 3))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+  conv = functools.partial(
+      jax.lax.conv_general_dilated,
+      window_strides=(1, 1),
+      padding="SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+  )
+  expected = conv(x, kernel)  # [2, 5, 8, 4]
+  got = conv(x.reshape(2, 5, 4, 6), vgg.pack_kernel(kernel))  # [2, 5, 4, 8]
+  np.testing.assert_allclose(
+      got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5
+  )

@@ -22,14 +22,18 @@ class AmbientNet(nn.Module):
     num_clusters: the k of the audio statistics' k-means.
     width: channel multiplier of the trunk.
     dtype: compute dtype; parameters stay float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
   """
 
   num_clusters: int
   width: float = 1.0
   dtype: Dtype = jnp.float32
+  pack_columns: bool = False
 
   def setup(self):
-    self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
+    self.vision_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.classifier = nn.Dense(
         self.num_clusters, dtype=self.dtype, param_dtype=jnp.float32
     )

@@ -57,6 +57,7 @@ class AVENet(nn.Module):
   Attributes:
     width: channel multiplier of both trunks (the heads keep their size).
     dtype: compute dtype of trunks and heads; parameters stay float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
     embed_hidden: width of each head's fc1 (128 in the paper).
     embed_dim: embedding size, fc2 (128 in the paper).
     num_classes: outputs of fc3 (2: mismatched / matched).
@@ -64,13 +65,18 @@ class AVENet(nn.Module):
 
   width: float = 1.0
   dtype: Dtype = jnp.float32
+  pack_columns: bool = False
   embed_hidden: int = 128
   embed_dim: int = 128
   num_classes: int = 2
 
   def setup(self):
-    self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
-    self.audio_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
+    self.vision_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
+    self.audio_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.vision_embed = MLPHead(
         self.embed_hidden, self.embed_dim, dtype=self.dtype
     )
@@ -141,6 +147,7 @@ class AVOLNet(nn.Module):
   Attributes:
     width: channel multiplier of both trunks (the heads keep their size).
     dtype: compute dtype of trunks and heads; parameters stay float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
     embed_hidden: width of conv5 / the audio fc1 (128 in the paper).
     embed_dim: embedding size, conv6 / the audio fc2 (128 in the paper).
     calibration_scale_init: initial a.
@@ -149,14 +156,19 @@ class AVOLNet(nn.Module):
 
   width: float = 1.0
   dtype: Dtype = jnp.float32
+  pack_columns: bool = False
   embed_hidden: int = 128
   embed_dim: int = 128
   calibration_scale_init: float = 10.0
   calibration_bias_init: float = -1.5
 
   def setup(self):
-    self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
-    self.audio_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
+    self.vision_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
+    self.audio_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.vision_embed = MLPHead(
         self.embed_hidden, self.embed_dim, dtype=self.dtype
     )

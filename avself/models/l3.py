@@ -58,6 +58,7 @@ class L3Net(nn.Module):
     fusion_hidden: width of the fusion's fc1 (128 in the paper).
     num_classes: fusion outputs (2: mismatched / matched).
     negatives: the AVC loss's negatives ('pair' or 'all'; not the net's).
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
   """
 
   width: float = 1.0
@@ -67,10 +68,15 @@ class L3Net(nn.Module):
   # The AVC loss's negatives ('pair' or 'all', `avself.tasks.avc`): a loss
   # option kept here because the train loop hands the task only the model.
   negatives: str = "pair"
+  pack_columns: bool = False
 
   def setup(self):
-    self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
-    self.audio_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
+    self.vision_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
+    self.audio_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.fusion = MLPHead(
         self.fusion_hidden, self.num_classes, dtype=self.dtype
     )

@@ -53,6 +53,7 @@ class SonorizeNet(nn.Module):
       (`feature_spec`).
     loss: 'l2' or 'l1' (`avself.tasks.sonorize.regression_loss`).
     dtype: compute dtype; parameters stay float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
   """
 
   num_bands: int
@@ -66,10 +67,15 @@ class SonorizeNet(nn.Module):
   temporal_layers: int = 2
   temporal_kernel: int = 5
   dtype: Dtype = jnp.float32
+  pack_columns: bool = False
 
   def setup(self):
-    self.vision_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
-    self.motion_trunk = VGGTrunk(width=self.width, dtype=self.dtype)
+    self.vision_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
+    self.motion_trunk = VGGTrunk(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.project = nn.Dense(self.hidden, dtype=self.dtype, name="project")
     if self.temporal == "conv":
       self.temporal_stack = [

@@ -34,6 +34,7 @@ def build_model(config):
       num_clusters=int(m.num_clusters),
       width=m.width,
       dtype=config_lib.compute_dtype(m),
+      pack_columns=config_lib.packs_columns(m),
   )
 
 

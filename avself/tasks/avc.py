@@ -37,13 +37,20 @@ def build_model(config):
     from avself.models import l3  # pylint: disable=g-import-not-at-top
 
     # The loss reads its option from the module (the loop hands it the model).
-    return l3.L3Net(width=m.width, dtype=dtype, negatives=negatives(config))
+    return l3.L3Net(
+        width=m.width,
+        dtype=dtype,
+        negatives=negatives(config),
+        pack_columns=config_lib.packs_columns(m),
+    )
   if negatives(config) != "pair":
     raise ValueError("config.avc.negatives='all' takes model.name 'l3'")
   if m.name == "avenet":
     from avself.models import avenet  # pylint: disable=g-import-not-at-top
 
-    return avenet.AVENet(width=m.width, dtype=dtype)
+    return avenet.AVENet(
+        width=m.width, dtype=dtype, pack_columns=config_lib.packs_columns(m)
+    )
   raise ValueError(
       f"config.model.name={m.name!r}: the avc task takes 'l3' or 'avenet'"
   )

@@ -29,7 +29,11 @@ def build_model(config):
     raise ValueError(
         f"config.model.name={m.name!r}: the avol task trains 'avol'"
     )
-  return avenet.AVOLNet(width=m.width, dtype=config_lib.compute_dtype(m))
+  return avenet.AVOLNet(
+      width=m.width,
+      dtype=config_lib.compute_dtype(m),
+      pack_columns=config_lib.packs_columns(m),
+  )
 
 
 def dummy_batch(config, batch_size: int) -> dict:

@@ -74,6 +74,7 @@ class ContrastiveNet(nn.Module):
   Attributes:
     width: channel multiplier of both trunks.
     dtype: compute dtype of the towers; the embeddings and the two scalars are float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
     loss: 'infonce' or 'sigmoid'.
     temperature_init: initial temperature (stored as its log).
     min_temperature: lower clip of the temperature.
@@ -83,6 +84,7 @@ class ContrastiveNet(nn.Module):
 
   width: float = 1.0
   dtype: Any = jnp.float32
+  pack_columns: bool = False
   loss: str = "infonce"
   temperature_init: float = 0.07
   min_temperature: float = 0.01
@@ -90,7 +92,9 @@ class ContrastiveNet(nn.Module):
   bias_init: float = -10.0
 
   def setup(self):
-    self.towers = avenet.AVENet(width=self.width, dtype=self.dtype)
+    self.towers = avenet.AVENet(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     # Log-parametrised so that gradient steps are relative and t stays positive.
     self.log_temperature = self.param(
         "log_temperature",
@@ -191,6 +195,7 @@ def build_model(config) -> ContrastiveNet:
   return ContrastiveNet(
       width=m.width,
       dtype=config_lib.compute_dtype(m),
+      pack_columns=config_lib.packs_columns(m),
       loss=opts.loss,
       temperature_init=opts.temperature_init,
       min_temperature=opts.min_temperature,

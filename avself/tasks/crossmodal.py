@@ -61,6 +61,7 @@ class CrossModalNet(nn.Module):
     num_classes: outputs of the shared classifier.
     width: channel multiplier of both trunks.
     dtype: compute dtype of the towers; embeddings and logits are float32.
+    pack_columns: the trunks' block 1 on column pairs (`vgg.VGGTrunk`).
     margin: cosine below which a mismatched pair costs nothing.
     cosine_weight: weight of the cosine embedding loss.
     classification_weight: weight of the classification regulariser.
@@ -69,12 +70,15 @@ class CrossModalNet(nn.Module):
   num_classes: int
   width: float = 1.0
   dtype: Any = jnp.float32
+  pack_columns: bool = False
   margin: float = 0.1
   cosine_weight: float = 1.0
   classification_weight: float = 0.1
 
   def setup(self):
-    self.towers = avenet.AVENet(width=self.width, dtype=self.dtype)
+    self.towers = avenet.AVENet(
+        width=self.width, dtype=self.dtype, pack_columns=self.pack_columns
+    )
     self.classifier = nn.Dense(
         self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32
     )
@@ -153,6 +157,7 @@ def build_model(config) -> CrossModalNet:
       num_classes=opts.num_classes,
       width=m.width,
       dtype=config_lib.compute_dtype(m),
+      pack_columns=config_lib.packs_columns(m),
       margin=opts.margin,
       cosine_weight=opts.cosine_weight,
       classification_weight=opts.classification_weight,

@@ -45,6 +45,7 @@ def build_model(config):
       / float(config.data.clip.clip_seconds),
       loss=config.sonorize.loss,
       dtype=config_lib.compute_dtype(m),
+      pack_columns=config_lib.packs_columns(m),
   )
 
 
