@@ -143,19 +143,13 @@ def compile_step(config, devices, lower_only: bool = False):
       return lowered, None
     compiled = lowered.compile()
   # The model's FLOPs: the step before partitioning and padding, counted by
-  # XLA's HLO cost analysis on this machine, without what only the compiled
-  # form adds: column pairs' multiply-adds by structural zeros, remat's
-  # second forward pass.
-  plain = config.copy_and_resolve_references()
-  with plain.unlocked():
-    plain.model.pack_columns = "off"
-    plain.model.remat = False
-  plain_step = train.jit_train_step(
-      task, task.build_model(plain), tx, plain, mesh
-  )
+  # XLA's HLO cost analysis on this machine.
   unsharded = functools.partial(abstract, sharding_=None)
   model_flops = train.model_flops(
-      plain_step.__wrapped__, unsharded(state), unsharded(batch), rng
+      train.model_step(task, tx, config, mesh),
+      unsharded(state),
+      unsharded(batch),
+      rng,
   )
   return compiled, model_flops or 0.0
 

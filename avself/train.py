@@ -110,6 +110,21 @@ def jit_train_step(task, model, tx, config, mesh) -> Callable:
   )
 
 
+def model_step(task, tx, config, mesh) -> Callable:
+  """The unjitted train step whose FLOPs are the model's.
+
+  That is the step without what other forms of the same computation add:
+  the VGG trunks' column pairs (multiply-adds by structural zeros) and
+  `remat` (a second forward pass). The MFU figures count these FLOPs.
+  """
+  plain = config.copy_and_resolve_references()
+  with plain.unlocked():
+    plain.model.pack_columns = "off"
+    plain.model.remat = False
+  model = task.build_model(plain)
+  return jit_train_step(task, model, tx, plain, mesh).__wrapped__
+
+
 def model_flops(fn: Callable, *args) -> Optional[float]:
   """XLA's FLOP count of `fn(*args)`, traced afresh with plain conv gradients.
 
@@ -375,7 +390,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # compile a second time).
       compiled_step = step_fn.lower(state, batch, step_rng).compile()
       flops_per_step = (
-          model_flops(step_fn.__wrapped__, state, batch, step_rng) or 0.0
+          model_flops(
+              model_step(task, tx, config, mesh), state, batch, step_rng
+          )
+          or 0.0
       )
     state, metrics = compiled_step(state, batch, step_rng)
     step += 1

@@ -16,6 +16,7 @@ from avself import compile as compile_lib
 from avself import config_lib
 from avself import optimizer
 from avself import roofline
+from avself import sharding
 from avself import state as state_lib
 from avself import tasks
 from avself import train
@@ -55,6 +56,25 @@ def test_l3_analytic_flops_match_xla_within_5_percent(width):
       config.data.image_size, tuple(config.model.spectrogram_shape), width
   )
   assert _model_flops(config) == pytest.approx(analytic, rel=0.05)
+
+
+def test_model_flops_leave_out_column_pairs():
+  """The MFU figures count the model's arithmetic, not the structural zeros."""
+  config = _l3_config(0.25)
+  config.model.pack_columns = "on"
+  packed = _model_flops(config)
+  task = tasks.get_task(config.task)
+  rng = jax.random.key(0)
+  tx = optimizer.make_optimizer(config)
+  state = jax.eval_shape(
+      state_lib.state_initializer(task, task.build_model(config), tx, config),
+      rng,
+  )
+  batch = jax.eval_shape(lambda: task.dummy_batch(config, config.batch_size))
+  step = train.model_step(task, tx, config, sharding.make_mesh())
+  counted = train.model_flops(step, state, batch, rng)
+  config.model.pack_columns = "off"
+  assert counted == _model_flops(config) < packed
 
 
 def test_full_size_l3_analytic_flops():

@@ -27,13 +27,11 @@ that the BatchNorm statistics leave out and the pool drops.
 """
 
 import functools
-
 from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from avself.models.layers import (
