@@ -79,6 +79,17 @@ def _global_max_pool_bwd(residual, g):
 global_max_pool.defvjp(_global_max_pool_fwd, _global_max_pool_bwd)
 
 
+def conv_kernel(module: nn.Module, shape: tuple[int, ...]) -> jnp.ndarray:
+  """Declares `nn.Conv`'s kernel on `module`: its name, initialiser and float32.
+
+  For convs computed another way than `nn.Conv` (stacked time taps, column
+  pairs) whose variables must stay interchangeable with it.
+  """
+  return module.param(
+      "kernel", nn.initializers.lecun_normal(), shape, jnp.float32
+  )
+
+
 class MLPHead(nn.Module):
   """Dense -> ReLU -> Dense: the fusion head of L3-Net, the embedding heads of AVE-Net.
 

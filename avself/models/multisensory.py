@@ -45,7 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from avself.models import layers
-from avself.models.layers import BN_EPSILON, BN_MOMENTUM, adaptive_max_pool, scaled
+from avself.models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    adaptive_max_pool,
+    conv_kernel,
+    scaled,
+)
 
 Dtype = Any
 
@@ -153,12 +159,7 @@ class Conv3D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    kernel = self.param(
-        "kernel",
-        nn.initializers.lecun_normal(),
-        (*self.kernel_size, x.shape[-1], self.features),
-        jnp.float32,
-    )
+    kernel = conv_kernel(self, (*self.kernel_size, x.shape[-1], self.features))
     return conv3d_by_time_taps(
         x.astype(self.dtype), kernel.astype(self.dtype), tuple(self.strides)
     )

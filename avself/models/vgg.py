@@ -38,6 +38,7 @@ from avself.models.layers import (
     BN_EPSILON,
     BN_MOMENTUM,
     conv_general_dilated,
+    conv_kernel,
     global_max_pool,
     scaled,
 )
@@ -90,12 +91,7 @@ class PackedConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    kernel = self.param(
-        "kernel",
-        nn.initializers.lecun_normal(),
-        (3, 3, x.shape[-1] // 2, self.features),
-        jnp.float32,
-    )
+    kernel = conv_kernel(self, (3, 3, x.shape[-1] // 2, self.features))
     packed = pack_kernel(kernel).astype(self.dtype)
     x = x.astype(self.dtype)
     return conv_general_dilated(
