@@ -185,8 +185,7 @@ def report(
   chip, chips = roofline.parse_topology(topology)
   cores = len(devices) // chips
   hbm = hbm_per_chip(compiled, cores)
-  cost = compiled.cost_analysis()
-  cost = dict((cost[0] if isinstance(cost, (list, tuple)) else cost) or {})
+  cost = roofline.cost_analysis(compiled)
   model_flops /= chips
   flops = cores * cost.get("flops", 0.0)
   bytes_accessed = cores * cost.get("bytes accessed", 0.0)

@@ -12,6 +12,16 @@ import re
 GIB = 2**30
 
 
+def cost_analysis(stage) -> dict:
+  """XLA's cost analysis of a lowered or compiled step as one dict ({} if none).
+
+  Some jax versions return one dict per device program, in a list.
+  """
+  cost = stage.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return dict(cost or {})
+
+
 @dataclasses.dataclass(frozen=True)
 class Chip:
   """One TPU chip's published figures."""

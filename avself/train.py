@@ -30,6 +30,7 @@ from avself import checkpoint as ckpt_lib
 from avself import config_lib
 from avself import optimizer
 from avself import preflight
+from avself import roofline
 from avself import sharding
 from avself import state as state_lib
 from avself import tasks
@@ -138,11 +139,11 @@ def model_flops(fn: Callable, *args) -> Optional[float]:
   try:
     with layers.plain_conv_gradients():
       # A new jit object: the trace must not come from (or go to) another cache entry.
-      cost = jax.jit(lambda *a: fn(*a)).trace(*args).lower().cost_analysis()
+      lowered = jax.jit(lambda *a: fn(*a)).trace(*args).lower()
+      cost = roofline.cost_analysis(lowered)
   except Exception:  # pylint: disable=broad-except  # Some backends do not implement it.
     return None
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float((cost or {}).get("flops", 0.0))
+  flops = float(cost.get("flops", 0.0))
   return flops if flops > 0 else None
 
 

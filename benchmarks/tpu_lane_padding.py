@@ -22,6 +22,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from avself import compile as compile_lib  # pylint: disable=g-import-not-at-top
+  from avself import roofline  # pylint: disable=g-import-not-at-top
 
   compile_lib.quiet_libtpu(FLAGS.topology)
   import jax  # pylint: disable=g-import-not-at-top
@@ -39,8 +40,7 @@ def main(argv):
         jax.ShapeDtypeStruct(s, jnp.bfloat16, sharding=replicated)
         for s in shapes
     ]
-    c = jax.jit(fn).lower(*args).compile().cost_analysis()
-    c = c[0] if isinstance(c, (list, tuple)) else c
+    c = roofline.cost_analysis(jax.jit(fn).lower(*args).compile())
     return c["bytes accessed"], c["flops"]
 
   def conv(groups):

@@ -33,8 +33,11 @@ def _l3_config(width: float):
   return config
 
 
-def _model_flops(config) -> float:
-  """XLA's count of the train step's FLOPs, traced on this machine."""
+def _model_flops(config, counted: bool = False) -> float:
+  """XLA's count of the train step's FLOPs, traced on this machine.
+
+  With `counted`, of `train.model_step`: the step the MFU figures count.
+  """
   task = tasks.get_task(config.task)
   model = task.build_model(config)
   tx = optimizer.make_optimizer(config)
@@ -46,6 +49,8 @@ def _model_flops(config) -> float:
   step = functools.partial(
       train.train_step, task=task, model=model, tx=tx, skip_nonfinite=False
   )
+  if counted:
+    step = train.model_step(task, tx, config, sharding.make_mesh())
   return train.model_flops(step, state, batch, rng)
 
 
@@ -63,16 +68,7 @@ def test_model_flops_leave_out_column_pairs():
   config = _l3_config(0.25)
   config.model.pack_columns = "on"
   packed = _model_flops(config)
-  task = tasks.get_task(config.task)
-  rng = jax.random.key(0)
-  tx = optimizer.make_optimizer(config)
-  state = jax.eval_shape(
-      state_lib.state_initializer(task, task.build_model(config), tx, config),
-      rng,
-  )
-  batch = jax.eval_shape(lambda: task.dummy_batch(config, config.batch_size))
-  step = train.model_step(task, tx, config, sharding.make_mesh())
-  counted = train.model_flops(step, state, batch, rng)
+  counted = _model_flops(config, counted=True)
   config.model.pack_columns = "off"
   assert counted == _model_flops(config) < packed
 
@@ -246,9 +242,7 @@ def test_column_pairs_cut_the_trunks_hbm_traffic():
 
       return jax.grad(loss)(variables["params"])
 
-    compiled = jax.jit(grad).lower(params, x).compile()
-    c = compiled.cost_analysis()
-    return c[0] if isinstance(c, (list, tuple)) else c
+    return roofline.cost_analysis(jax.jit(grad).lower(params, x).compile())
 
   packed, plain = cost(True), cost(False)
   # Half of block 1's lanes were padding: packed, the trunk moved 0.81 of
